@@ -1,0 +1,412 @@
+"""The YAML config: loading, validation with key + line in every error, credentials.
+
+Credentials are resolved when needed and kept in memory only; the config dataclasses
+hold the *recipe* (env var name, command), never the secret itself, except a plain
+``password:`` the user chose to write (warned about when the file is readable by others).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shlex
+import stat
+import subprocess
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+from .providers import PROVIDERS, get_provider
+
+SECURITY = ("ssl", "starttls", "none")
+DEFAULT_CONFIG = "switchover.yaml"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+    security: str  # ssl | starttls | none
+
+
+@dataclass(frozen=True)
+class Account:
+    side: str                       # "old" | "new"
+    provider: str
+    imap: Endpoint
+    smtp: Endpoint | None
+    username: str
+    password_env: str | None = None
+    password_command: str | None = None
+    oauth2_token_command: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls_verify: bool = True
+    max_connections: int = 4
+    #: set by a face that asked the user (masked prompt); memory only
+    runtime_secret: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def uses_oauth2(self) -> bool:
+        return self.oauth2_token_command is not None
+
+    def has_secret_source(self) -> bool:
+        return bool(self.runtime_secret or self.password or self.password_command
+                    or self.oauth2_token_command
+                    or (self.password_env and os.environ.get(self.password_env)))
+
+    def secret(self) -> str:
+        """The password or OAuth2 token, resolved now (never cached on disk)."""
+        if self.runtime_secret:
+            return self.runtime_secret
+        where = f"{self.side}."
+        if self.oauth2_token_command:
+            return _run_secret_command(self.oauth2_token_command, where + "oauth2_token_command")
+        if self.password_command:
+            return _run_secret_command(self.password_command, where + "password_command")
+        if self.password_env:
+            value = os.environ.get(self.password_env)
+            if value:
+                return value
+            raise ConfigError(
+                f"{where}password_env names ${self.password_env}, which is not set; "
+                f"export it or use password_command.")
+        if self.password is not None:
+            return self.password
+        raise ConfigError(f"{where}: no password_env, password_command, oauth2_token_command "
+                          f"or password is set for {self.username}.")
+
+    def with_secret(self, secret: str) -> "Account":
+        return replace(self, runtime_secret=secret)
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    company: str
+    old_address: str
+    new_address: str
+    language: str = "en"
+    signature: str = ""
+
+
+@dataclass(frozen=True)
+class MigrationSettings:
+    archive_prefix: str = ""
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    connections: int = 0            # 0 = provider default
+    batch_messages: int = 200
+    batch_bytes: int = 16 * 2**20
+    folder_map: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TransitionSettings:
+    start: dt.date | None = None
+    close_date: dt.date | None = None
+    watch_folders: tuple[str, ...] = ("INBOX",)
+    forward_method: str = "imap"     # imap | smtp
+    auto_forward: bool = False
+    auto_remind: bool = False
+    remind_every_days: int = 7
+    undo_seconds: float = 5.0
+    poll_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    identity: Identity
+    old: Account
+    new: Account
+    state: Path
+    migration: MigrationSettings = MigrationSettings()
+    transition: TransitionSettings = TransitionSettings()
+    warnings: tuple[str, ...] = ()
+
+    def account(self, side: str) -> Account:
+        return self.old if side == "old" else self.new
+
+
+def _run_secret_command(command: str, key: str) -> str:
+    try:
+        out = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        raise ConfigError(f"{key} did not finish within 60 seconds.") from None
+    if out.returncode != 0:
+        raise ConfigError(f"{key} failed (exit {out.returncode}); run it by hand to see why.")
+    value = out.stdout.strip().splitlines()[0] if out.stdout.strip() else ""
+    if not value:
+        raise ConfigError(f"{key} printed nothing.")
+    return value
+
+
+def find_config(explicit: str | os.PathLike[str] | None) -> Path:
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("SWITCHOVER_CONFIG")
+    if env:
+        return Path(env)
+    return Path(DEFAULT_CONFIG)
+
+
+class _Lines:
+    """Maps dotted key paths to line numbers of a YAML document."""
+
+    def __init__(self, text: str) -> None:
+        self.lines: dict[str, int] = {}
+        try:
+            node = yaml.compose(text)
+        except yaml.YAMLError:
+            node = None
+        if node is not None:
+            self._walk(node, "")
+
+    def _walk(self, node: yaml.Node, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = f"{prefix}{k.value}"
+                self.lines[key] = k.start_mark.line + 1
+                self._walk(v, key + ".")
+
+    def at(self, key: str) -> str:
+        line = self.lines.get(key)
+        while line is None and "." in key:
+            key = key.rsplit(".", 1)[0]
+            line = self.lines.get(key)
+        return f" (line {line})" if line else ""
+
+
+class _Reader:
+    def __init__(self, lines: _Lines) -> None:
+        self.lines = lines
+
+    def fail(self, key: str, what: str) -> ConfigError:
+        return ConfigError(f"config key '{key}'{self.lines.at(key)}: {what}")
+
+    def mapping(self, data: Any, key: str, allowed: set[str], required: bool = True) -> dict:
+        if data is None:
+            if required:
+                raise self.fail(key, "is missing.")
+            return {}
+        if not isinstance(data, dict):
+            raise self.fail(key, "must be a mapping of keys.")
+        for k in data:
+            if k not in allowed:
+                sub = f"{key}.{k}" if key else str(k)
+                raise self.fail(sub, f"is not a known key (expected one of: {', '.join(sorted(allowed))}).")
+        return data
+
+    def string(self, data: dict, key: str, name: str, default: str | None = None,
+               required: bool = False) -> str | None:
+        value = data.get(name, default)
+        full = f"{key}.{name}" if key else name
+        if value is None:
+            if required:
+                raise self.fail(full, "is missing.")
+            return None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise self.fail(full, "must be text.")
+        value = value.strip()
+        if required and not value:
+            raise self.fail(full, "is empty.")
+        return value
+
+    def integer(self, data: dict, key: str, name: str, default: int, lo: int = 0, hi: int = 10**12) -> int:
+        value = data.get(name, default)
+        full = f"{key}.{name}"
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(full, "must be a whole number.")
+        if not lo <= value <= hi:
+            raise self.fail(full, f"must be between {lo} and {hi}.")
+        return value
+
+    def number(self, data: dict, key: str, name: str, default: float, lo: float = 0.0) -> float:
+        value = data.get(name, default)
+        full = f"{key}.{name}"
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(full, "must be a number.")
+        if value < lo:
+            raise self.fail(full, f"must be at least {lo}.")
+        return float(value)
+
+    def boolean(self, data: dict, key: str, name: str, default: bool) -> bool:
+        value = data.get(name, default)
+        if not isinstance(value, bool):
+            raise self.fail(f"{key}.{name}", "must be true or false.")
+        return value
+
+    def strings(self, data: dict, key: str, name: str) -> tuple[str, ...]:
+        value = data.get(name) or []
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(f"{key}.{name}", "must be a list of text.")
+        return tuple(value)
+
+    def date(self, data: dict, key: str, name: str) -> dt.date | None:
+        value = data.get(name)
+        if value is None or value == "":
+            return None
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError:
+            raise self.fail(f"{key}.{name}", "must be a date like 2027-03-31.") from None
+
+
+ACCOUNT_KEYS = {"provider", "imap", "smtp", "username", "password_env", "password_command",
+                "oauth2_token_command", "password", "tls_verify", "max_connections"}
+ENDPOINT_KEYS = {"host", "port", "security"}
+
+
+def _endpoint(r: _Reader, data: Any, key: str, host: str | None, port: int, security: str,
+              required: bool) -> Endpoint | None:
+    if data is None and not host:
+        if required:
+            raise r.fail(key, "is missing (give host, port and security, or a known provider).")
+        return None
+    d = r.mapping(data or {}, key, ENDPOINT_KEYS, required=False)
+    h = r.string(d, key, "host", host)
+    if not h:
+        raise r.fail(f"{key}.host", "is missing.")
+    p = r.integer(d, key, "port", port, 1, 65535)
+    s = r.string(d, key, "security", security)
+    if s not in SECURITY:
+        raise r.fail(f"{key}.security", f"must be one of {', '.join(SECURITY)}, not '{s}'.")
+    return Endpoint(h, p, s)
+
+
+def _account(r: _Reader, data: Any, side: str, warnings: list[str], file_mode: int) -> Account:
+    d = r.mapping(data, side, ACCOUNT_KEYS)
+    provider_key = r.string(d, side, "provider", "custom") or "custom"
+    if provider_key not in PROVIDERS:
+        raise r.fail(f"{side}.provider", f"'{provider_key}' is not known (use one of: {', '.join(PROVIDERS)}).")
+    prov = get_provider(provider_key)
+    imap = _endpoint(r, d.get("imap"), f"{side}.imap", prov.imap_host, prov.imap_port, "ssl", True)
+    smtp_default_port = prov.smtp_port
+    smtp = _endpoint(r, d.get("smtp"), f"{side}.smtp", prov.smtp_host, smtp_default_port,
+                     prov.smtp_security, False)
+    username = r.string(d, side, "username", required=True)
+    sources = [k for k in ("password_env", "password_command", "oauth2_token_command", "password") if d.get(k)]
+    if len(sources) > 1:
+        raise r.fail(f"{side}.{sources[1]}", f"conflicts with {side}.{sources[0]}; keep one way to get the secret.")
+    password = d.get("password")
+    if password is not None and not isinstance(password, str):
+        password = str(password)
+    if password and file_mode & (stat.S_IRGRP | stat.S_IROTH):
+        warnings.append(f"{side}.password is written in the config, which other users can read; "
+                        f"run 'chmod 600' on it or use password_env / password_command.")
+    tls_verify = r.boolean(d, side, "tls_verify", True)
+    if not tls_verify:
+        warnings.append(f"{side}.tls_verify is false: the server's certificate is not checked.")
+    for ep_name, ep in (("imap", imap), ("smtp", smtp)):
+        if ep and ep.security == "none" and ep.host not in ("127.0.0.1", "localhost", "::1"):
+            warnings.append(f"{side}.{ep_name}.security is none: the password crosses the network unencrypted.")
+    return Account(
+        side=side, provider=provider_key, imap=imap, smtp=smtp, username=username,
+        password_env=r.string(d, side, "password_env"),
+        password_command=r.string(d, side, "password_command"),
+        oauth2_token_command=r.string(d, side, "oauth2_token_command"),
+        password=password, tls_verify=tls_verify,
+        max_connections=r.integer(d, side, "max_connections", prov.max_connections, 1, 50),
+    )
+
+
+TOP_KEYS = {"identity", "old", "new", "state", "migration", "transition"}
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate the config; every problem is one ConfigError sentence."""
+    p = find_config(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise ConfigError(f"No config at {p}; run 'switchover init' to write one, "
+                          f"or pass --config PATH.") from None
+    except OSError as e:
+        raise ConfigError(f"Cannot read the config {p}: {e.strerror}.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"The config {p} is not UTF-8 text.") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or "invalid YAML"
+        raise ConfigError(f"The config {p} is not valid YAML{where}: {problem}.") from None
+    return parse_config(data, p, text, mode)
+
+
+def parse_config(data: Any, path: Path, text: str = "", mode: int = 0o600) -> Config:
+    r = _Reader(_Lines(text))
+    if data is None:
+        raise ConfigError(f"The config {path} is empty.")
+    top = r.mapping(data, "", TOP_KEYS)
+    warnings: list[str] = []
+    ident = r.mapping(top.get("identity"), "identity",
+                      {"name", "company", "old_address", "new_address", "language", "signature"})
+    identity = Identity(
+        name=r.string(ident, "identity", "name", required=True),
+        company=r.string(ident, "identity", "company", "") or "",
+        old_address=r.string(ident, "identity", "old_address", required=True),
+        new_address=r.string(ident, "identity", "new_address", required=True),
+        language=r.string(ident, "identity", "language", "en") or "en",
+        signature=r.string(ident, "identity", "signature", "") or "",
+    )
+    for k in ("old_address", "new_address"):
+        if "@" not in getattr(identity, k):
+            raise r.fail(f"identity.{k}", "must be an email address.")
+    old = _account(r, top.get("old"), "old", warnings, mode)
+    new = _account(r, top.get("new"), "new", warnings, mode)
+    state_name = r.string(top, "", "state", "switchover.sqlite") or "switchover.sqlite"
+    state = Path(os.path.expanduser(state_name))
+    if not state.is_absolute():
+        state = path.resolve().parent / state
+    m = r.mapping(top.get("migration"), "migration",
+                  {"archive_prefix", "include", "exclude", "connections", "batch_messages",
+                   "batch_bytes", "folder_map"}, required=False)
+    fmap = m.get("folder_map") or {}
+    if not isinstance(fmap, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in fmap.items()):
+        raise r.fail("migration.folder_map", "must map source folder names to destination names.")
+    migration = MigrationSettings(
+        archive_prefix=r.string(m, "migration", "archive_prefix", "") or "",
+        include=r.strings(m, "migration", "include"),
+        exclude=r.strings(m, "migration", "exclude"),
+        connections=r.integer(m, "migration", "connections", 0, 0, 50),
+        batch_messages=r.integer(m, "migration", "batch_messages", 200, 1, 5000),
+        batch_bytes=r.integer(m, "migration", "batch_bytes", 16 * 2**20, 2**16, 2**31),
+        folder_map=dict(fmap),
+    )
+    t = r.mapping(top.get("transition"), "transition",
+                  {"start", "close_date", "watch_folders", "forward_method", "auto_forward",
+                   "auto_remind", "remind_every_days", "undo_seconds", "poll_seconds"}, required=False)
+    fm = r.string(t, "transition", "forward_method", "imap")
+    if fm not in ("imap", "smtp"):
+        raise r.fail("transition.forward_method", f"must be imap or smtp, not '{fm}'.")
+    transition = TransitionSettings(
+        start=r.date(t, "transition", "start"),
+        close_date=r.date(t, "transition", "close_date"),
+        watch_folders=r.strings(t, "transition", "watch_folders") or ("INBOX",),
+        forward_method=fm,
+        auto_forward=r.boolean(t, "transition", "auto_forward", False),
+        auto_remind=r.boolean(t, "transition", "auto_remind", False),
+        remind_every_days=r.integer(t, "transition", "remind_every_days", 7, 1, 365),
+        undo_seconds=r.number(t, "transition", "undo_seconds", 5.0),
+        poll_seconds=r.number(t, "transition", "poll_seconds", 60.0, 1.0),
+    )
+    return Config(path=path, identity=identity, old=old, new=new, state=state,
+                  migration=migration, transition=transition, warnings=tuple(warnings))
+
+
+def quote_command(argv: list[str]) -> str:
+    return " ".join(shlex.quote(a) for a in argv)

@@ -1,0 +1,155 @@
+"""Typed events the engine publishes, and the bus that carries them to the faces.
+
+Events are small frozen dataclasses. Publishing is thread-safe: worker threads call
+:meth:`EventBus.publish` and subscribers run on the engine's asyncio loop (or directly,
+when no loop is attached, e.g. in simple scripts). High-rate events set
+``coalesce_key`` so a face may keep only the newest of each key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar
+
+
+@dataclass(frozen=True)
+class Event:
+    #: events with the same non-empty key replace each other in a face's queue
+    coalesce: ClassVar[bool] = False
+
+    @property
+    def coalesce_key(self) -> str | None:
+        return None
+
+
+@dataclass(frozen=True)
+class ConnectionState(Event):
+    side: str            # "old" | "new"
+    state: str           # "connecting" | "connected" | "reconnecting" | "auth failed" | "offline" | "idle"
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class FolderProgress(Event):
+    """Per-folder statistics of a running migrate / backup / import / verify."""
+
+    coalesce: ClassVar[bool] = True
+    job: str                 # "migrate" | "backup" | "import" | "verify"
+    source: str
+    destination: str
+    state: str               # planned | copying | done | verified | errors | paused | skipped
+    total_messages: int
+    total_bytes: int
+    done_messages: int = 0
+    done_bytes: int = 0
+    already_there: int = 0
+    refused: int = 0
+    errors: int = 0
+    msgs_per_s: float = 0.0
+    bytes_per_s: float = 0.0
+    eta_s: float | None = None
+
+    @property
+    def coalesce_key(self) -> str | None:
+        return f"{self.job}:{self.source}"
+
+
+@dataclass(frozen=True)
+class JobProgress(Event):
+    """Overall progress of a job (sum over folders)."""
+
+    coalesce: ClassVar[bool] = True
+    job: str
+    state: str               # running | paused | done | failed | cancelled
+    total_messages: int
+    total_bytes: int
+    done_messages: int
+    done_bytes: int
+    msgs_per_s: float = 0.0
+    bytes_per_s: float = 0.0
+    eta_s: float | None = None
+    detail: str = ""
+
+    @property
+    def coalesce_key(self) -> str | None:
+        return f"job:{self.job}"
+
+
+@dataclass(frozen=True)
+class LogLine(Event):
+    level: str               # info | warning | error
+    text: str
+
+
+@dataclass(frozen=True)
+class ArrivalSeen(Event):
+    arrival_id: int
+    side: str                # "old" | "new"
+    sender: str
+    subject: str
+    badge: str
+
+
+@dataclass(frozen=True)
+class ActionChanged(Event):
+    action_id: int
+    arrival_id: int | None
+    kind: str                # forward | remind | handled | notice
+    state: str               # pending | running | done | failed | cancelled
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ChecklistChanged(Event):
+    item: str
+    state: str
+    evidence: str = ""
+
+
+Subscriber = Callable[[Event], None]
+
+
+@dataclass
+class EventBus:
+    """Fan-out of events to subscribers; safe to publish from any thread."""
+
+    _subscribers: list[Subscriber] = field(default_factory=list)
+    _loop: asyncio.AbstractEventLoop | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def attach(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self._loop = loop
+
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        with self._lock:
+            self._subscribers.append(fn)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if fn in self._subscribers:
+                    self._subscribers.remove(fn)
+
+        return unsubscribe
+
+    def publish(self, event: Event) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is not loop:
+                loop.call_soon_threadsafe(self._deliver, event)
+                return
+        self._deliver(event)
+
+    def _deliver(self, event: Event) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for fn in subscribers:
+            try:
+                fn(event)
+            except Exception:  # a face's bug must not stop the engine
+                pass
