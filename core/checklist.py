@@ -1,0 +1,268 @@
+"""The four phases' checklist: items, the seed's advice, ticks, notes, due dates, and the
+items the engine proves itself (with evidence a person can read).
+
+A person ticks the items only they can know about. Items the engine can prove (logins
+work, backup verified, migration verified, auto-reply active, every arrival handled) are
+ticked by the engine from recorded proofs; a person cannot tick them into a state the
+proof does not support.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .errors import SwitchoverError
+from .events import ChecklistChanged
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+
+@dataclass(frozen=True)
+class ItemSpec:
+    key: str
+    phase: int
+    title: str
+    advice: str
+    provable: bool = False
+    proof_hint: str = ""
+    dated: bool = False
+
+
+PHASES = {
+    1: "Internal request and preparation (内部申请与准备)",
+    2: "Data migration (新旧邮箱数据迁移)",
+    3: "Notify and switch (对外通知与切换)",
+    4: "Wrap-up and maintenance (收尾与维护)",
+}
+
+ITEMS: tuple[ItemSpec, ...] = (
+    ItemSpec("request", 1, "Change request letter (申请书)",
+             "Argue from business needs, not complaints: capacity (inquiries bounce when the old "
+             "mailbox is full), security (customer data and contracts), features (automation, "
+             "customer management). Propose the provider, the new address, a plan and a timeline, "
+             "and close by politely asking for approval and guidance.", dated=True),
+    ItemSpec("approval", 1, "Approval from the company",
+             "Get the written approval before touching anything technical.", dated=True),
+    ItemSpec("service", 1, "New service chosen",
+             "Compare capacity, anti-spam and delivery to your customers' countries; a company "
+             "domain (sales@company.com) looks more trustworthy than company12345@service.com."),
+    ItemSpec("login_old", 1, "Old mailbox login works (IMAP)",
+             "switchover logs in to the old mailbox over IMAP; on QQ / 163 / Exmail use the "
+             "authorization code (授权码), not the web password.", provable=True,
+             proof_hint="the engine ticks this after a successful login to the old mailbox"),
+    ItemSpec("login_new", 1, "New mailbox login works (IMAP)",
+             "The new mailbox must accept IMAP logins before anything is copied into it.",
+             provable=True, proof_hint="the engine ticks this after a successful login to the new mailbox"),
+    ItemSpec("setup", 1, "New mailbox fully set up",
+             "Signature, auto-reply text, folders (e.g. 历史邮件-2025年前) and rules are ready "
+             "before you switch — don't switch into an empty, unconfigured mailbox."),
+    ItemSpec("security", 1, "Strong password and two-factor authentication",
+             "A long unique password and 2FA on the new account from day one."),
+    ItemSpec("sendtest", 1, "Test sending and receiving",
+             "Send to yourself from other mailboxes and back, including to hard countries "
+             "(Russia, South America), before telling customers."),
+    ItemSpec("shared", 1, "Shared mailboxes have a handling process",
+             "For info@ or support@: agree internally who reads and answers the new mailbox."),
+    ItemSpec("backup", 2, "Complete local backup (.mbox / .eml), verified",
+             "Back up Inbox, Sent and every important folder to local files before anything "
+             "else; keep the backup for 3–6 months after closing the old mailbox.", provable=True,
+             proof_hint="the engine ticks this when 'switchover backup --verify' passes"),
+    ItemSpec("migrate", 2, "Everything copied into the new mailbox",
+             "Copy all folders over IMAP with flags and dates intact; optionally under an "
+             "archive folder such as 历史邮件-2025年前.", provable=True,
+             proof_hint="the engine ticks this when a migration run finishes with nothing missing"),
+    ItemSpec("verify", 2, "Migration verified",
+             "Counts, identities, flags and dates compared folder by folder.", provable=True,
+             proof_hint="the engine ticks this when 'switchover verify' finds nothing missing"),
+    ItemSpec("check_clients", 2, "Checked on web and phone",
+             "Open the new mailbox on the web and on your phone and spot-check old threads."),
+    ItemSpec("notice", 3, "Change notice sent to every correspondent",
+             "Clear subject ('Important Notice: Update of Email Address for …'), old address with "
+             "its end date and new address highlighted, 'nothing else changes', ask them to update "
+             "their address book; send early, with a buffer period.", dated=True),
+    ItemSpec("autoreply", 3, "Auto-reply active on the old mailbox",
+             "A short version of the notice: thanks, the new address, the date the old one stops.",
+             provable=True, proof_hint="the engine ticks this when 'switchover autoreply on' succeeds"),
+    ItemSpec("signature", 3, "New signature everywhere",
+             "Update the signature with the new address in every mail client and phone."),
+    ItemSpec("website", 3, "Website updated",
+             "Contact page and team pages show the new address."),
+    ItemSpec("social", 3, "LinkedIn / Facebook / Twitter updated",
+             "Personal and company profiles: a customer who finds you there must see the same address."),
+    ItemSpec("b2b", 3, "B2B platforms updated",
+             "Alibaba.com, Made-in-China, Global Sources contact details."),
+    ItemSpec("im", 3, "WhatsApp / WeChat signature updated",
+             "Status lines and signatures on messaging apps."),
+    ItemSpec("documents", 3, "Quotation, contract templates and catalogues updated",
+             "Headers and footers of quotation and contract templates and catalogue PDFs."),
+    ItemSpec("internal", 3, "Internal departments told",
+             "Finance, logistics and purchasing must use the new address too."),
+    ItemSpec("watch", 4, "Old mailbox watched for at least 3 months",
+             "Check the old mailbox daily, later weekly; forward what matters and remind the "
+             "sender. switchover's feed does this while it runs.", provable=True,
+             proof_hint="the engine ticks this when the transition has run for 90 days", dated=True),
+    ItemSpec("arrivals", 4, "Every arrival on the old address handled",
+             "Forward, remind or mark handled every message that still reaches the old address.",
+             provable=True, proof_hint="the engine ticks this while no arrival is left unhandled"),
+    ItemSpec("final_reminder", 4, "Final reminder sent",
+             "One last reminder to those who still write to the old address.", dated=True),
+    ItemSpec("final_backup", 4, "Final backup verified",
+             "A last complete backup, verified, kept for 3–6 months.", provable=True,
+             proof_hint="the engine ticks this when a backup verified after the close date exists"),
+    ItemSpec("close", 4, "Old account closed or archived",
+             "Only when every important contact has moved, the old address has had no business "
+             "mail for a long time and the final backup is safe.", dated=True),
+)
+
+SPECS = {s.key: s for s in ITEMS}
+
+
+@dataclass(frozen=True)
+class ChecklistItem:
+    key: str
+    phase: int
+    title: str
+    advice: str
+    state: str            # open | done | skipped
+    by: str | None        # person | engine | None
+    evidence: str
+    note: str
+    due: str | None
+    provable: bool
+    proof_hint: str
+
+
+class Checklist:
+    def __init__(self, engine: "Engine") -> None:
+        self.engine = engine
+
+    @property
+    def store(self):
+        return self.engine.store
+
+    async def items(self) -> list[ChecklistItem]:
+        rows = {r["item"]: r for r in await self.store.fetchall("SELECT * FROM checklist")}
+        out = []
+        for spec in ITEMS:
+            r = rows.get(spec.key)
+            out.append(ChecklistItem(
+                key=spec.key, phase=spec.phase, title=spec.title, advice=spec.advice,
+                state=r["state"] if r else "open", by=r["by"] if r else None,
+                evidence=(r["evidence"] or "") if r else "", note=(r["note"] or "") if r else "",
+                due=r["due"] if r else None, provable=spec.provable, proof_hint=spec.proof_hint))
+        return out
+
+    async def item(self, key: str) -> ChecklistItem:
+        self._spec(key)
+        return next(i for i in await self.items() if i.key == key)
+
+    async def progress(self) -> dict[int, tuple[int, int]]:
+        result: dict[int, tuple[int, int]] = {p: (0, 0) for p in PHASES}
+        for i in await self.items():
+            done, total = result[i.phase]
+            result[i.phase] = (done + (i.state in ("done", "skipped")), total + 1)
+        return result
+
+    def _spec(self, key: str) -> ItemSpec:
+        try:
+            return SPECS[key]
+        except KeyError:
+            raise SwitchoverError(f"There is no checklist item '{key}'.") from None
+
+    async def _write(self, key: str, **fields: object) -> None:
+        cols = ["item"] + list(fields) + ["updated"]
+        vals = [key] + list(fields.values()) + [time.time()]
+        updates = ", ".join(f"{c}=excluded.{c}" for c in cols[1:])
+        await self.store.execute(
+            f"INSERT INTO checklist({', '.join(cols)}) VALUES({', '.join('?' * len(cols))}) "
+            f"ON CONFLICT(item) DO UPDATE SET {updates}", vals)
+
+    async def tick(self, key: str, done: bool = True) -> ChecklistItem:
+        """A person ticks (or unticks) an item; provable items follow their proof."""
+        spec = self._spec(key)
+        if spec.provable:
+            current = await self.item(key)
+            proven = current.by == "engine" and current.state == "done"
+            if done and not proven:
+                raise SwitchoverError(f"'{spec.title}' cannot be ticked by hand: {spec.proof_hint}.")
+            if not done and proven:
+                raise SwitchoverError(f"'{spec.title}' is proven by the engine ({current.evidence}); "
+                                      f"it cannot be unticked by hand.")
+            return current
+        await self._write(key, state="done" if done else "open", by="person" if done else None,
+                          evidence=f"ticked {dt.datetime.now():%Y-%m-%d %H:%M}" if done else "")
+        self.engine.publish(ChecklistChanged(key, "done" if done else "open"))
+        return await self.item(key)
+
+    async def skip(self, key: str) -> ChecklistItem:
+        spec = self._spec(key)
+        if spec.provable:
+            raise SwitchoverError(f"'{spec.title}' cannot be skipped: {spec.proof_hint}.")
+        await self._write(key, state="skipped", by="person", evidence="not needed")
+        self.engine.publish(ChecklistChanged(key, "skipped"))
+        return await self.item(key)
+
+    async def set_note(self, key: str, text: str) -> None:
+        self._spec(key)
+        await self._write(key, note=text.strip())
+        self.engine.publish(ChecklistChanged(key, (await self.item(key)).state))
+
+    async def set_due(self, key: str, date: dt.date | None) -> None:
+        self._spec(key)
+        await self._write(key, due=date.isoformat() if date else None)
+        self.engine.publish(ChecklistChanged(key, (await self.item(key)).state))
+
+    async def prove(self, key: str, ok: bool, evidence: str) -> None:
+        """The engine records a proof (or its loss) with human-readable evidence."""
+        spec = self._spec(key)
+        if not spec.provable:
+            raise ValueError(f"{key} is not provable")
+        await self._write(key, state="done" if ok else "open", by="engine" if ok else None,
+                          evidence=evidence)
+        self.engine.publish(ChecklistChanged(key, "done" if ok else "open", evidence))
+
+    async def refresh_evidence(self) -> None:
+        """Re-derive the proofs that come from state rather than from a run."""
+        cfg = self.engine.config.transition
+        if cfg.start:
+            days = (dt.date.today() - cfg.start).days
+            if days >= 90:
+                await self.prove("watch", True, f"watched for {days} days since {cfg.start}")
+            elif (await self.item("watch")).by == "engine":
+                await self.prove("watch", False, f"day {days} of at least 90")
+        row = await self.store.fetchone(
+            "SELECT COUNT(*) AS total, SUM(state != 'handled') AS open FROM arrivals WHERE side='old'")
+        total, unhandled = (row["total"] or 0, row["open"] or 0) if row else (0, 0)
+        if total:
+            if unhandled == 0:
+                await self.prove("arrivals", True, f"all {total} arrivals handled "
+                                                   f"({dt.datetime.now():%Y-%m-%d %H:%M})")
+            else:
+                await self.prove("arrivals", False, f"{unhandled} of {total} arrivals not handled yet")
+
+    async def check_logins(self) -> dict[str, str]:
+        """Log in to both mailboxes now and record the outcome as proof."""
+        from . import imap
+        results: dict[str, str] = {}
+        for side in ("old", "new"):
+            account = self.engine.account(side)
+            key = f"login_{side}"
+            try:
+                client = await self.engine.run_blocking(imap.connect, account, timeout=30)
+                caps = sorted(c.decode() if isinstance(c, bytes) else str(c)
+                              for c in await self.engine.run_blocking(client.capabilities))
+                await self.engine.run_blocking(imap.close, client)
+                evidence = (f"logged in as {account.username} at {account.imap.host} "
+                            f"{dt.datetime.now():%Y-%m-%d %H:%M}; {len(caps)} capabilities")
+                await self.prove(key, True, evidence)
+                await self.store.set_setting(f"capabilities:{side}", caps)
+                results[side] = evidence
+            except SwitchoverError as e:
+                await self.prove(key, False, e.message)
+                results[side] = e.message
+        return results
+

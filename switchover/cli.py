@@ -1,0 +1,433 @@
+"""The `switchover` command: the dashboard by default, and one sub-command per engine job.
+
+Every command takes ``--config PATH`` (default ``$SWITCHOVER_CONFIG`` or ./switchover.yaml).
+Errors end with one sentence and an exit code, never a traceback:
+0 ok · 1 some messages refused / not everything verified · 2 bad config or state ·
+3 login or connection failed · 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import getpass
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from core.config import Config, find_config, load_config
+from core.engine import Engine
+from core.errors import SwitchoverError
+from core.events import ActionChanged, ArrivalSeen, ConnectionState, Event, LogLine
+
+from .progress import Progress, fmt_bytes
+
+log = logging.getLogger("switchover")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="switchover",
+        description="Carry a business email address change from the first request to the day "
+                    "the old mailbox is closed. Without a command, opens the dashboard.")
+    p.add_argument("--config", metavar="PATH",
+                   help="config file (default: $SWITCHOVER_CONFIG or ./switchover.yaml)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def cmd(name: str, help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        return sp
+
+    cmd("dashboard", "open the dashboard (the default)")
+    sp = cmd("init", "ask a few questions and write a commented switchover.yaml")
+    sp.add_argument("--force", action="store_true", help="overwrite an existing config")
+    cmd("check", "log in to both mailboxes and record the result on the checklist")
+    sp = cmd("migrate", "copy every planned folder from the old mailbox to the new one")
+    sp.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
+    sp.add_argument("--folder", action="append", metavar="NAME", help="only this source folder (repeatable)")
+    sp = cmd("verify", "compare source and destination folder by folder")
+    sp.add_argument("--report", metavar="PATH", help="where to write the report (default: next to the state file)")
+    sp = cmd("backup", "back up every folder of the old mailbox to local files")
+    sp.add_argument("dir", metavar="DIR")
+    sp.add_argument("--verify", action="store_true", help="check an existing backup instead of writing one")
+    sp.add_argument("--format", choices=["mbox", "eml", "both"], default="both")
+    sp = cmd("import", "upload a .mbox file or a folder of .eml files into the new mailbox")
+    sp.add_argument("path", metavar="PATH")
+    sp.add_argument("--to", required=True, metavar="FOLDER", help="destination folder in the new mailbox")
+    sp = cmd("watch", "watch the old inbox (headless), printing one line per arrival and action")
+    sp.add_argument("--once", action="store_true", help="catch up once and exit")
+    for name, text in (("forward", "forward an arrival to the new address"),
+                       ("remind", "send the sender of an arrival a reminder of the new address"),
+                       ("handled", "mark an arrival handled")):
+        sp = cmd(name, text)
+        sp.add_argument("id", type=int, metavar="ID", help="arrival id (as shown by 'watch' or 'arrivals')")
+    sp = cmd("arrivals", "list recent arrivals in the old mailbox")
+    sp.add_argument("--limit", type=int, default=30)
+    sp = cmd("autoreply", "install, remove or show the server-side auto-reply (ManageSieve)")
+    sp.add_argument("action", choices=["on", "off", "status"])
+    sp.add_argument("--days", type=int, default=7, help="answer the same sender at most once per N days")
+    sp = cmd("checklist", "show the phase checklist, or tick / untick / note an item")
+    sp.add_argument("action", nargs="?", choices=["show", "tick", "untick", "skip", "note"], default="show")
+    sp.add_argument("key", nargs="?")
+    sp.add_argument("text", nargs="?")
+    sp = cmd("demo", "start the built-in demo (local servers, generated mailbox) and open the dashboard")
+    sp.add_argument("--reset", action="store_true", help="start the demo over")
+    sp.add_argument("--headless", action="store_true", help="no dashboard: watch for --seconds and print arrivals")
+    sp.add_argument("--seconds", type=float, default=20.0)
+    sp.add_argument("--dir", metavar="DIR", help="demo state directory")
+    return p
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def _warn(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr, flush=True)
+
+
+def _config(args: argparse.Namespace) -> Config:
+    cfg = load_config(args.config)
+    for w in cfg.warnings:
+        _warn(w)
+    return cfg
+
+
+def _ask_secrets(engine: Engine, sides: tuple[str, ...] = ("old", "new")) -> None:
+    for side in sides:
+        if engine.needs_secret(side):
+            acct = engine.config.account(side)
+            if not sys.stdin.isatty():
+                raise SwitchoverError(
+                    f"No password for the {side} mailbox ({acct.username}): set {side}.password_env, "
+                    f"password_command or oauth2_token_command in the config.", exit_code=2)
+            engine.set_secret(side, getpass.getpass(f"Password for {acct.username} ({side} mailbox): "))
+
+
+async def _with_engine(args: argparse.Namespace, fn: Callable[[Engine], Awaitable[int]],
+                       sides: tuple[str, ...] = ("old", "new")) -> int:
+    cfg = _config(args)
+    engine = await Engine.open(cfg)
+    try:
+        _ask_secrets(engine, sides)
+        return await fn(engine)
+    finally:
+        await engine.close()
+
+
+# -- commands --------------------------------------------------------------------------
+
+async def cmd_check(engine: Engine) -> int:
+    results = await engine.checklist.check_logins()
+    ok = True
+    for side, text in results.items():
+        item = await engine.checklist.item(f"login_{side}")
+        good = item.state == "done"
+        ok &= good
+        _say(f"{side:>4}: {'ok' if good else 'FAILED'} — {text}")
+    return 0 if ok else 3
+
+
+async def cmd_migrate(engine: Engine, args: argparse.Namespace) -> int:
+    if args.dry_run:
+        plan = await engine.migration.plan()
+        width = max([len(f.source) for f in plan.folders] + [6])
+        _say(f"{'source':<{width}}  →  destination  (messages, size)")
+        for f in plan.folders:
+            if f.role == "skip":
+                _say(f"{f.source:<{width}}     skipped: {f.reason}")
+                continue
+            note = "  (only mail no other folder holds)" if f.role == "all_mail" else ""
+            _say(f"{f.source:<{width}}  →  {f.destination}  ({f.messages:,} messages, {fmt_bytes(f.bytes)}){note}")
+        _say(f"total: {plan.total_messages:,} messages, {fmt_bytes(plan.total_bytes)} "
+             f"in {sum(1 for f in plan.folders if f.role != 'skip')} folders; nothing was written.")
+        return 0
+    progress = Progress()
+    unsubscribe = engine.subscribe(progress)
+    try:
+        summary = await engine.migration.run(folders=args.folder)
+    finally:
+        unsubscribe()
+        progress.finish()
+    _print_summary(summary)
+    if summary.errors:
+        return 1
+    return 0 if summary.ok else 1
+
+
+def _print_summary(s: Any) -> None:
+    refused = list(getattr(s, "refused", []) or [])
+    errors = list(getattr(s, "errors", []) or [])
+    _say("")
+    _say(f"transferred   {s.transferred:,}")
+    _say(f"already there {s.already_there:,}")
+    _say(f"refused       {len(refused):,}")
+    _say(f"errors        {len(errors):,}")
+    _say(f"speed         {s.msgs_per_s:,.0f} msg/s, {s.bytes_per_s / 1e6:,.1f} MB/s")
+    _say(f"elapsed       {s.elapsed:,.1f} s")
+    for r in refused[:50]:
+        subject = getattr(r, "subject", "") or ""
+        _say(f"  refused: {r.folder} UID {r.uid} {subject[:50]!r}: {r.reason}")
+    if len(refused) > 50:
+        _say(f"  … and {len(refused) - 50} more refused (see 'switchover verify')")
+    for e in errors[:20]:
+        _say(f"  error: {e}")
+
+
+async def cmd_verify(engine: Engine, args: argparse.Namespace) -> int:
+    report = await engine.migration.verify()
+    path = Path(args.report) if args.report else engine.config.state.with_name(
+        f"verify-{dt.datetime.now():%Y%m%d-%H%M%S}.txt")
+    report.write_text(path)
+    total_missing = 0
+    for f in report.folders:
+        missing = len(f.missing) if hasattr(f.missing, "__len__") else f.missing
+        extra = len(f.extra) if hasattr(f.extra, "__len__") else f.extra
+        total_missing += missing
+        mark = "ok " if not missing else "MISSING"
+        _say(f"{mark:<7} {f.source} → {f.destination}: {f.source_count:,} / {f.dest_count:,}"
+             + (f", {missing} missing" if missing else "") + (f", {extra} extra" if extra else ""))
+    _say(f"report: {path}")
+    return 0 if report.ok else 1
+
+
+async def cmd_backup(engine: Engine, args: argparse.Namespace) -> int:
+    root = Path(args.dir)
+    if args.verify:
+        report = await engine.backups.verify_backup(root)
+        for problem in report.problems:
+            _say(f"problem: {problem}")
+        _say(f"backup {root}: {'verified' if report.ok else 'NOT complete'}")
+        return 0 if report.ok else 1
+    formats = ("mbox", "eml") if args.format == "both" else (args.format,)
+    progress = Progress()
+    unsubscribe = engine.subscribe(progress)
+    try:
+        s = await engine.backups.backup(root, formats=formats)
+    finally:
+        unsubscribe()
+        progress.finish()
+    _say(f"backup {root}: {s.messages_written:,} written, {s.already_there:,} already there, "
+         f"{fmt_bytes(s.bytes_written)} in {s.elapsed:,.1f} s")
+    for e in s.errors:
+        _say(f"  error: {e}")
+    return 0 if s.ok else 1
+
+
+async def cmd_import(engine: Engine, args: argparse.Namespace) -> int:
+    s = await engine.backups.import_path(Path(args.path), args.to)
+    _say(f"import {args.path} → {args.to}: {s.uploaded:,} uploaded, {s.already_there:,} already there, "
+         f"{len(s.refused):,} refused, {len(s.malformed):,} malformed, {s.elapsed:,.1f} s")
+    for ref, reason in list(s.refused)[:50]:
+        _say(f"  refused {ref}: {reason}")
+    for ref, reason in list(s.malformed)[:50]:
+        _say(f"  malformed {ref}: {reason}")
+    return 0 if s.ok else 1
+
+
+def _arrival_line(a: Any) -> str:
+    when = dt.datetime.fromtimestamp(a.seen_at).strftime("%Y-%m-%d %H:%M")
+    actions = " ".join(f"{k}:{v}" for k, v in (a.actions or {}).items())
+    return f"#{a.id:<5} {when}  [{a.badge}] {a.sender}  {a.subject!r}  {a.state} {actions}".rstrip()
+
+
+async def cmd_watch(engine: Engine, args: argparse.Namespace) -> int:
+    def on_event(ev: Event) -> None:
+        now = dt.datetime.now().strftime("%H:%M:%S")
+        if isinstance(ev, ArrivalSeen) and ev.side == "old":
+            _say(f"{now} arrival #{ev.arrival_id} [{ev.badge}] {ev.sender}: {ev.subject}")
+        elif isinstance(ev, ActionChanged):
+            _say(f"{now} action #{ev.action_id} {ev.kind} (arrival #{ev.arrival_id}): {ev.state}"
+                 + (f" — {ev.detail}" if ev.detail else ""))
+        elif isinstance(ev, ConnectionState):
+            _say(f"{now} {ev.side} mailbox: {ev.state}" + (f" ({ev.detail})" if ev.detail else ""))
+        elif isinstance(ev, LogLine) and ev.level != "debug":
+            _say(f"{now} {ev.level}: {ev.text}")
+
+    unsubscribe = engine.subscribe(on_event)
+    try:
+        if args.once:
+            n = await engine.monitor.catch_up()
+            await engine.actions.run_due()
+            _say(f"{n} new arrival(s)")
+            return 0
+        await engine.actions.start()
+        stop = asyncio.Event()
+        try:
+            await engine.monitor.run(stop)
+        finally:
+            await engine.actions.stop()
+        return 0
+    finally:
+        unsubscribe()
+
+
+async def cmd_action(engine: Engine, kind: str, arrival_id: int) -> int:
+    arrival = await engine.monitor.arrival(arrival_id)
+    if arrival is None:
+        raise SwitchoverError(f"There is no arrival #{arrival_id}; 'switchover arrivals' lists them.")
+    done = asyncio.Event()
+    final: dict[str, ActionChanged] = {}
+
+    def on_event(ev: Event) -> None:
+        if isinstance(ev, ActionChanged) and ev.arrival_id == arrival_id and ev.kind == kind:
+            if ev.state in ("done", "failed", "cancelled"):
+                final["ev"] = ev
+                done.set()
+
+    unsubscribe = engine.subscribe(on_event)
+    try:
+        action_id = await engine.actions.request(arrival_id, kind, delay=0)
+        rows = {r.id: r for r in await engine.actions.for_arrival(arrival_id)}
+        row = rows.get(action_id)
+        if row is not None and row.state == "done":
+            _say(f"{kind} of arrival #{arrival_id} was already done"
+                 + (f" ({row.outcome})" if row.outcome else "") + "; nothing sent again.")
+            return 0
+        await engine.actions.run_due()
+        if not done.is_set():
+            try:
+                await asyncio.wait_for(done.wait(), timeout=120)
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        unsubscribe()
+    rows = {r.id: r for r in await engine.actions.for_arrival(arrival_id)}
+    row = rows.get(action_id)
+    state = row.state if row else final.get("ev", None) and final["ev"].state
+    outcome = (row.outcome if row else "") or ""
+    _say(f"{kind} of arrival #{arrival_id}: {state}" + (f" — {outcome}" if outcome else ""))
+    return 0 if state == "done" else 1
+
+
+async def cmd_arrivals(engine: Engine, args: argparse.Namespace) -> int:
+    for a in await engine.monitor.arrivals(limit=args.limit):
+        _say(_arrival_line(a))
+    return 0
+
+
+async def cmd_autoreply(engine: Engine, args: argparse.Namespace) -> int:
+    ar = engine.autoreply
+    if args.action == "on":
+        status = await ar.enable(days=args.days, end=engine.config.transition.close_date)
+    elif args.action == "off":
+        status = await ar.disable()
+    else:
+        status = await ar.status()
+    if not status.supported:
+        _say(f"The old server offers no ManageSieve auto-reply: {status.detail}")
+        _say("switchover's reminders (the feed's remind key, or transition.auto_remind) cover it while switchover runs.")
+        if status.steps:
+            _say(f"To set it in the provider's web settings: {status.steps}")
+        return 1 if args.action != "status" else 0
+    _say(f"auto-reply: {'active' if status.active else 'off'}"
+         + (f" (script {status.script_name})" if status.script_name else "")
+         + (f" — {status.detail}" if status.detail else ""))
+    return 0
+
+
+async def cmd_checklist(engine: Engine, args: argparse.Namespace) -> int:
+    cl = engine.checklist
+    if args.action != "show":
+        if not args.key:
+            raise SwitchoverError(f"Say which item to {args.action}: switchover checklist {args.action} KEY.")
+        if args.action == "tick":
+            await cl.tick(args.key, True)
+        elif args.action == "untick":
+            await cl.tick(args.key, False)
+        elif args.action == "skip":
+            await cl.skip(args.key)
+        elif args.action == "note":
+            await cl.set_note(args.key, args.text or "")
+    await cl.refresh_evidence()
+    from core.checklist import PHASES
+    progress = await cl.progress()
+    items = await cl.items()
+    for phase, title in PHASES.items():
+        done, total = progress[phase]
+        _say(f"Phase {phase}: {title}  [{done}/{total}]")
+        for i in (i for i in items if i.phase == phase):
+            box = {"done": "[x]", "skipped": "[-]"}.get(i.state, "[ ]")
+            extra = f" — {i.evidence}" if i.evidence else ""
+            note = f"  note: {i.note}" if i.note else ""
+            _say(f"  {box} {i.key:<15} {i.title}{extra}{note}")
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from .init import run_init
+    return run_init(find_config(args.config), force=args.force)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import DEFAULT_DIR, run_headless, start_demo
+    state_dir = Path(args.dir).expanduser() if args.dir else DEFAULT_DIR
+    print(f"starting the demo in {state_dir} …", file=sys.stderr, flush=True)
+    handle = start_demo(state_dir, reset=args.reset)
+    try:
+        if args.headless:
+            return run_headless(handle, args.seconds)
+        return _dashboard(handle.config_path)
+    finally:
+        handle.stop()
+
+
+def _dashboard(config_path: Path) -> int:
+    from tui.app import run_dashboard
+    return run_dashboard(config_path) or 0
+
+
+COMMANDS: dict[str, Callable[[Engine, argparse.Namespace], Awaitable[int]]] = {
+    "migrate": cmd_migrate, "verify": cmd_verify, "backup": cmd_backup, "import": cmd_import,
+    "watch": cmd_watch, "arrivals": cmd_arrivals, "autoreply": cmd_autoreply,
+    "checklist": cmd_checklist,
+}
+SIDES = {"import": ("new",), "backup": ("old",), "watch": ("old", "new"), "autoreply": ("old",),
+         "arrivals": (), "checklist": (), "forward": ("old", "new"), "remind": ("old",),
+         "handled": ()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    command = args.command or "dashboard"
+    try:
+        if command == "dashboard":
+            return _dashboard(find_config(args.config))
+        if command == "init":
+            return cmd_init(args)
+        if command == "demo":
+            return cmd_demo(args)
+        if command == "check":
+            return asyncio.run(_with_engine(args, cmd_check))
+        if command in ("forward", "remind", "handled"):
+            return asyncio.run(_with_engine(args, lambda e: cmd_action(e, command, args.id),
+                                            SIDES[command]))
+        fn = COMMANDS[command]
+        return asyncio.run(_with_engine(args, lambda e: fn(e, args), SIDES.get(command, ("old", "new"))))
+    except SwitchoverError as e:
+        print(f"switchover: {e.message}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("switchover: interrupted; progress is saved, run the same command again to resume.",
+              file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug: still one sentence unless --debug
+        if args.debug:
+            traceback.print_exc()
+        print(f"switchover: unexpected error ({e.__class__.__name__}: {e}); "
+              f"run again with --debug for details.", file=sys.stderr)
+        return 70
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

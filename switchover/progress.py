@@ -1,0 +1,85 @@
+"""The CLI's progress display: one redrawn line on a terminal, periodic lines otherwise.
+
+Fed by engine events (FolderProgress / JobProgress); draws at most 4 times a second.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from typing import TextIO
+
+import humanize
+
+from core.events import Event, FolderProgress, JobProgress, LogLine
+
+
+def fmt_eta(seconds: float | None) -> str:
+    if seconds is None or seconds < 0:
+        return "--:--"
+    seconds = int(seconds)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def fmt_bytes(n: float) -> str:
+    return humanize.naturalsize(n, binary=False, format="%.1f")
+
+
+class Progress:
+    def __init__(self, out: TextIO = sys.stderr, interval: float | None = None) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self.interval = interval if interval is not None else (0.25 if self.tty else 5.0)
+        self.folders: dict[str, FolderProgress] = {}
+        self.job: JobProgress | None = None
+        self._last = 0.0
+        self._width = shutil.get_terminal_size((100, 20)).columns
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, FolderProgress):
+            self.folders[event.source] = event
+        elif isinstance(event, JobProgress):
+            self.job = event
+        elif isinstance(event, LogLine) and event.level in ("warning", "error"):
+            self._clear()
+            print(f"{event.level}: {event.text}", file=self.out)
+        else:
+            return
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            self.draw()
+
+    def _clear(self) -> None:
+        if self.tty:
+            self.out.write("\r\x1b[K")
+
+    def line(self) -> str:
+        j = self.job
+        active = [f for f in self.folders.values() if f.state == "copying"]
+        current = active[0].source if active else ""
+        if j is None:
+            done = sum(f.done_messages + f.already_there for f in self.folders.values())
+            total = sum(f.total_messages for f in self.folders.values())
+            return f"{done:,}/{total:,} messages {current}"
+        pct = 100.0 * j.done_messages / j.total_messages if j.total_messages else 100.0
+        return (f"{j.job} {pct:5.1f}%  {j.done_messages:,}/{j.total_messages:,} msgs  "
+                f"{fmt_bytes(j.done_bytes)}/{fmt_bytes(j.total_bytes)}  "
+                f"{j.msgs_per_s:,.0f} msg/s  {j.bytes_per_s / 1e6:,.1f} MB/s  "
+                f"ETA {fmt_eta(j.eta_s)}  {current}")
+
+    def draw(self) -> None:
+        text = self.line()
+        if self.tty:
+            self.out.write("\r\x1b[K" + text[: self._width - 1])
+        else:
+            self.out.write(text + "\n")
+        self.out.flush()
+
+    def finish(self) -> None:
+        if self.tty:
+            self.out.write("\r\x1b[K")
+            self.out.flush()
