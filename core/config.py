@@ -47,6 +47,9 @@ class Account:
     max_connections: int = 4
     #: set by a face that asked the user (masked prompt); memory only
     runtime_secret: str | None = field(default=None, repr=False, compare=False)
+    #: ManageSieve (RFC 5804) endpoint when set in the config; core/autoreply.py falls
+    #: back to the IMAP host, port 4190
+    sieve: Endpoint | None = None
 
     @property
     def uses_oauth2(self) -> bool:
@@ -264,7 +267,7 @@ class _Reader:
 
 
 ACCOUNT_KEYS = {"provider", "imap", "smtp", "username", "password_env", "password_command",
-                "oauth2_token_command", "password", "tls_verify", "max_connections"}
+                "oauth2_token_command", "password", "tls_verify", "max_connections", "sieve"}
 ENDPOINT_KEYS = {"host", "port", "security"}
 
 
@@ -311,8 +314,12 @@ def _account(r: _Reader, data: Any, side: str, warnings: list[str], file_mode: i
     for ep_name, ep in (("imap", imap), ("smtp", smtp)):
         if ep and ep.security == "none" and ep.host not in ("127.0.0.1", "localhost", "::1"):
             warnings.append(f"{side}.{ep_name}.security is none: the password crosses the network unencrypted.")
+    sieve = None
+    if d.get("sieve") is not None:
+        sieve = _endpoint(r, d.get("sieve"), f"{side}.sieve", imap.host, 4190,
+                          "none" if imap.security == "none" else "starttls", False)
     return Account(
-        side=side, provider=provider_key, imap=imap, smtp=smtp, username=username,
+        side=side, provider=provider_key, imap=imap, smtp=smtp, username=username, sieve=sieve,
         password_env=r.string(d, side, "password_env"),
         password_command=r.string(d, side, "password_command"),
         oauth2_token_command=r.string(d, side, "oauth2_token_command"),
