@@ -47,7 +47,7 @@ class Engine:
         return engine
 
     async def close(self) -> None:
-        for name in ("monitor", "migration", "actions"):
+        for name in ("monitor", "migration", "actions", "backups"):
             facet = self.__dict__.get(name)
             stop = getattr(facet, "stop", None)
             if stop is not None:

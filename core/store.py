@@ -82,6 +82,15 @@ MIGRATIONS: list[str] = [
         id INTEGER PRIMARY KEY, installed REAL, removed REAL, script_name TEXT,
         previous_active TEXT, detail TEXT);
     """,
+    # v2 (core/importer.py): each upload of `switchover import`, recorded before and after
+    """
+    CREATE TABLE imports (
+        id INTEGER PRIMARY KEY, run_id INTEGER, source TEXT NOT NULL, source_ref TEXT NOT NULL,
+        identity TEXT NOT NULL, to_folder TEXT NOT NULL,
+        state TEXT NOT NULL,                      -- pending | uploaded | refused
+        dst_uidvalidity INTEGER, dst_uid INTEGER, reason TEXT, updated REAL);
+    CREATE INDEX imports_folder ON imports (to_folder, identity);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
