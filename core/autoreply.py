@@ -404,6 +404,10 @@ class AutoReply:
         else:
             other = next((n for n, a in scripts if a), None)
             detail = ("The auto-reply is off." + (f" The active script is '{other}'." if other else ""))
+        # what the server says is the checklist's evidence, either way
+        evidence = (f"Sieve script '{name}' active on {ep.host} ({dt.datetime.now():%Y-%m-%d %H:%M})"
+                    if active else "the auto-reply is off on the old server")
+        await self.engine.checklist.prove("autoreply", bool(active), evidence)
         return AutoReplyStatus(True, bool(active), name if active else None, detail)
 
     def _list(self) -> list[tuple[str, bool]]:

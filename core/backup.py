@@ -335,7 +335,22 @@ class Backups:
 
     async def verify_backup(self, root: Path) -> BackupReport:
         root = Path(root).expanduser().resolve()
-        return await self.engine.run_blocking(_verify, self.engine, root)
+        report = await self.engine.run_blocking(_verify, self.engine, root)
+        await self._record_proof(root, report)
+        return report
+
+    async def _record_proof(self, root: Path, report: BackupReport) -> None:
+        """A verified backup that covers the live mailbox is checklist evidence."""
+        if report.ok and not report.live_checked:
+            return  # without the server we cannot tell the backup is complete
+        found = sum(f.found for f in report.folders)
+        when = dt.datetime.now()
+        evidence = (f"{found:,} messages in {len(report.folders)} folders verified in {root} "
+                    f"{when:%Y-%m-%d %H:%M}") if report.ok else f"backup in {root} is not complete"
+        await self.engine.checklist.prove("backup", report.ok, evidence)
+        close = self.engine.config.transition.close_date
+        if report.ok and close and when.date() >= close:
+            await self.engine.checklist.prove("final_backup", True, evidence)
 
     async def import_path(self, path: Path, to_folder: str, *, side: str = "new") -> "ImportSummary":
         """Upload an .mbox file, an .eml file or a directory of them into ``to_folder`` of

@@ -1,0 +1,43 @@
+# switchover — developer and CI entry points. `make test` is what CI runs (.ci/run).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.setup-stamp
+
+.PHONY: setup test test-pymap demo bench screenshots lint clean
+
+# Idempotent: the venv is (re)installed only when pyproject.toml changed.
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+# Every test against Dovecot (pymap when Dovecot is absent), then the server smoke tests
+# once more against pymap so the fallback keeps working.
+test: setup
+	$(VENV)/bin/pytest -q
+	SWITCHOVER_TEST_SERVER=pymap $(VENV)/bin/pytest -q tests/test_servers.py
+
+test-pymap: setup
+	SWITCHOVER_TEST_SERVER=pymap $(VENV)/bin/pytest -q
+
+demo: setup
+	$(VENV)/bin/switchover demo
+
+bench: setup
+	$(PY) -m bench
+
+screenshots: setup
+	$(PY) -m tui.screenshots
+
+# core/ never imports the UI; everything compiles.
+lint: setup
+	@if grep -rnE '^\s*(from|import)\s+(textual|tui)(\.|\s|$$)' core/; then \
+		echo "lint: core/ must not import textual or tui"; exit 1; fi
+	$(PY) -m compileall -q core switchover tui tests bench
+	@echo "lint: ok"
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
