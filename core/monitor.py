@@ -110,7 +110,7 @@ class _Stopped(Exception):
 class Monitor:
     """``engine.monitor``. Options may be changed before ``run()``: ``use_idle`` (False
     forces polling), ``poll_seconds``, ``idle_restart`` (seconds, < 29 min),
-    ``socket_timeout``, ``watch_new`` (watch the new INBOX too)."""
+    ``socket_timeout``, ``watch_new`` (watch the new INBOX too), ``learn_history``."""
 
     def __init__(self, engine: "Engine") -> None:
         self.engine = engine
@@ -120,6 +120,8 @@ class Monitor:
         self.idle_restart = 9 * 60.0
         self.socket_timeout = 30.0
         self.watch_new = True
+        #: scan the history (incrementally) before watching, so badges know every correspondent
+        self.learn_history = True
         self.backoff_cap = 60.0
         self._stop_flag = threading.Event()          # seen by worker threads
         self._stop_async: asyncio.Event | None = None
@@ -145,6 +147,8 @@ class Monitor:
         self._stop_flag.clear()
         self._stop_async = asyncio.Event()
         self._wake = asyncio.Event()
+        if self.learn_history:
+            await self.learn_from_history()
         watchers = [asyncio.create_task(self._watch(side, folder), name=f"watch:{side}:{folder}")
                     for side, folder in self._folders()]
         stop_waiter = asyncio.create_task(stop.wait()) if stop is not None else None
@@ -165,6 +169,16 @@ class Monitor:
                 self.engine.publish(ConnectionState(side, "offline"))
             self._conn.clear()
             self._published.clear()
+
+    async def learn_from_history(self) -> None:
+        """Scan the mailbox history (incrementally) so arrivals are badged against every
+        known correspondent; trouble here is logged, never fatal to the watch."""
+        try:
+            await self.engine.correspondents.scan_history()
+        except SwitchoverError as e:
+            self.engine.publish(LogLine("warning", f"history scan: {e.message}"))
+        except Exception as e:  # the watch must go on
+            self.engine.publish(LogLine("warning", f"history scan failed: {e}"))
 
     def stop(self) -> None:
         self._stop_flag.set()
