@@ -30,6 +30,7 @@ bench: setup
 	$(PY) -m bench
 
 screenshots: setup
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[screenshots]'
 	$(PY) -m tui.screenshots
 
 # core/ never imports the UI; everything compiles.

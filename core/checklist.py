@@ -134,6 +134,7 @@ class ChecklistItem:
     due: str | None
     provable: bool
     proof_hint: str
+    dated: bool = False   # a date matters for this item (shown as "due")
 
 
 class Checklist:
@@ -153,7 +154,7 @@ class Checklist:
                 key=spec.key, phase=spec.phase, title=spec.title, advice=spec.advice,
                 state=r["state"] if r else "open", by=r["by"] if r else None,
                 evidence=(r["evidence"] or "") if r else "", note=(r["note"] or "") if r else "",
-                due=r["due"] if r else None, provable=spec.provable, proof_hint=spec.proof_hint))
+                due=r["due"] if r else None, provable=spec.provable, proof_hint=spec.proof_hint, dated=spec.dated))
         return out
 
     async def item(self, key: str) -> ChecklistItem:

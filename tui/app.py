@@ -1,0 +1,322 @@
+"""The dashboard app: wires the engine's events to the four panes, the status line and
+the keys. Kept thin — each pane lives in its own module.
+
+Entry points: ``run_dashboard(config_path)`` (used by ``switchover`` with no command) and
+``SwitchoverApp(engine=..., config=...)`` (tests, screenshots, the demo).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static, TabbedContent, TabPane
+
+from core.events import ActionChanged, ArrivalSeen, ConnectionState
+
+from .base import Pane, person_error
+from .checklist import ChecklistPane
+from .commands import palette_commands
+from .feed import FeedPane
+from .help import HelpScreen, key_label
+from .migration import MigrationPane
+from .people import PeoplePane
+from .prompts import SecretPrompt
+from .pump import EventPump
+from .status import StatusLine, transition_text
+
+TABS = (("checklist", "1 Checklist", ChecklistPane), ("migration", "2 Migration", MigrationPane),
+        ("feed", "3 Feed", FeedPane), ("people", "4 People", PeoplePane))
+#: how often queued engine events are applied to the screen (≥ 4 times a second)
+DRAIN_SECONDS = 0.2
+
+
+class NoConfigScreen(Screen[None]):
+    """Shown instead of the dashboard when there is no usable config."""
+
+    BINDINGS = [Binding("q,escape", "app.quit", "Quit", id="noconfig.quit")]
+
+    def __init__(self, path: Path | None, reason: str) -> None:
+        super().__init__()
+        self._path = path
+        self._reason = reason
+
+    def compose(self) -> ComposeResult:
+        where = f" at {self._path}" if self._path else ""
+        with Vertical(classes="dialog"):
+            yield Static(f"No usable switchover config{where}.", classes="dialog-title",
+                         markup=False)
+            yield Static(self._reason, markup=False, classes="dialog-hint")
+            yield Static("Run `switchover init` to answer a few questions and write one, or "
+                         "start with `switchover --config PATH` (or set $SWITCHOVER_CONFIG). "
+                         "`switchover demo` shows everything without a mail account.",
+                         markup=False)
+            yield Static("q quits", classes="dialog-keys")
+        yield Footer()
+
+
+class SwitchoverApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "switchover"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
+        Binding("f1,question_mark", "help", "Help", id="app.help"),
+        Binding("1", "show_tab('checklist')", "Checklist", show=False, id="app.tab1"),
+        Binding("2", "show_tab('migration')", "Migration", show=False, id="app.tab2"),
+        Binding("3", "show_tab('feed')", "Feed", show=False, id="app.tab3"),
+        Binding("4", "show_tab('people')", "People", show=False, id="app.tab4"),
+    ]
+
+    def __init__(self, engine: Any = None, config: Any = None, *,
+                 clock: Callable[[], dt.datetime] | None = None,
+                 start_background: bool = True, initial_tab: str = "checklist") -> None:
+        super().__init__()
+        self.engine = engine
+        self._config_arg = config
+        self._owns_engine = False
+        self.clock: Callable[[], dt.datetime] = clock or (lambda: dt.datetime.now().astimezone())
+        self.start_background = start_background
+        self.initial_tab = initial_tab
+        self.pump = EventPump()
+        self._unsubscribe: Callable[[], None] | None = None
+        self._stop = asyncio.Event()
+        self.ready = asyncio.Event()      # set when the panes have loaded (tests wait on it)
+
+    # -- layout -------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        # kept as attributes: queries go to the active screen, which may be a dialog
+        self._status = StatusLine(id="status")
+        self._panes = {tab_id: cls(id=f"{tab_id}-pane", classes="pane") for tab_id, _, cls in TABS}
+        self._tabs = TabbedContent(initial=self.initial_tab, id="tabs")
+        yield self._status
+        with self._tabs:
+            for tab_id, label, cls in TABS:
+                with TabPane(label, id=tab_id):
+                    yield self._panes[tab_id]
+        # compact, and ctrl+p lives in the help screen: every pane's keys fit in 80 columns
+        yield Footer(compact=True, show_command_palette=False)
+
+    @property
+    def panes(self) -> list[Pane]:
+        return list(self._panes.values())
+
+    def pane(self, tab_id: str) -> Pane:
+        return self._panes[tab_id]
+
+    @property
+    def status(self) -> StatusLine:
+        return self._status
+
+    @property
+    def tabs(self) -> TabbedContent:
+        return self._tabs
+
+    # -- start and stop -----------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.run_worker(self._start, group="app-start", exclusive=True)
+
+    async def _start(self) -> None:
+        if self.engine is None and not await self._open_engine():
+            return
+        engine = self.engine
+        self._unsubscribe = engine.subscribe(self.pump.push)
+        for side in ("old", "new"):
+            self.status.set_connection(side, engine.connection_state.get(side, "unknown"))
+        self._refresh_day()
+        self.set_interval(DRAIN_SECONDS, self._drain)
+        self.set_interval(60, self._refresh_day)
+        self.set_interval(30, self._refresh_counts)
+        complete = await self._ask_secrets()
+        await asyncio.gather(*(p.load() for p in self.panes), return_exceptions=True)
+        await self._refresh_counts()
+        self._focus_tab(self.tabs.active)
+        self.ready.set()
+        if complete and self.start_background:
+            self.run_worker(self._watch, group="monitor", exclusive=True)
+            self.run_worker(self._start_actions, group="actions", exclusive=True)
+
+    async def _open_engine(self) -> bool:
+        from core.config import find_config, load_config
+        from core.engine import Engine
+
+        arg = self._config_arg
+        path: Path | None = None
+        try:
+            if arg is None or isinstance(arg, (str, Path)):
+                path = find_config(arg)
+                if not path.exists():
+                    self.push_screen(NoConfigScreen(path, "The file does not exist."))
+                    return False
+                config = load_config(path)
+            else:
+                config = arg
+            self.engine = await Engine.open(config)
+            self._owns_engine = True
+        except Exception as exc:
+            self.push_screen(NoConfigScreen(path, person_error(exc)))
+            return False
+        return True
+
+    async def _ask_secrets(self) -> bool:
+        complete = True
+        for side in ("old", "new"):
+            try:
+                needed = self.engine.needs_secret(side)
+            except Exception:
+                needed = False
+            if not needed:
+                continue
+            acct = self.engine.config.account(side)
+            secret = await self.push_screen_wait(SecretPrompt(side, acct.username, acct.imap.host))
+            if secret:
+                self.engine.set_secret(side, secret)
+            else:
+                complete = False
+                self.status.set_connection(side, "no password")
+        return complete
+
+    async def _watch(self) -> None:
+        """Keep the old-inbox monitor running; it reconnects by itself, this only
+        restarts it if it ever returns with an error."""
+        while not self._stop.is_set():
+            try:
+                monitor = self.engine.monitor
+                await monitor.run(self._stop)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.status.set_note(f"watch: {person_error(exc)}")
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=60)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _start_actions(self) -> None:
+        try:
+            result = self.engine.actions.start()
+            if asyncio.iscoroutine(result):
+                await result
+        except Exception as exc:
+            self.status.set_note(f"actions: {person_error(exc)}")
+
+    async def on_unmount(self) -> None:
+        self._stop.set()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        engine = self.engine
+        if engine is None:
+            return
+        if "actions" in getattr(engine, "__dict__", {}):
+            try:
+                result = engine.actions.stop()
+                if asyncio.iscoroutine(result):
+                    await asyncio.wait_for(result, timeout=5)
+            except Exception:
+                pass
+        if self._owns_engine:
+            try:
+                await asyncio.wait_for(engine.close(), timeout=10)
+            except Exception:
+                pass
+
+    # -- engine events → screen ---------------------------------------------------------
+    def _drain(self) -> None:
+        if not self._status.is_mounted:
+            return
+        events = self.pump.drain()
+        if events:
+            for event in events:
+                if isinstance(event, ConnectionState):
+                    self.status.set_connection(event.side, event.state)
+            for pane in self.panes:
+                try:
+                    pane.handle_events(events)
+                except Exception as exc:  # one pane's bug must not stop the others
+                    pane.say(f"display error: {person_error(exc)}", error=True)
+            if any(isinstance(e, (ArrivalSeen, ActionChanged)) for e in events):
+                self.run_worker(self._refresh_counts, group="counts", exclusive=True)
+        for pane in self.panes:
+            try:
+                pane.flush()
+            except Exception as exc:
+                pane.say(f"display error: {person_error(exc)}", error=True)
+
+    def _refresh_day(self) -> None:
+        transition = getattr(getattr(self.engine, "config", None), "transition", None)
+        start = getattr(transition, "start", None)
+        close = getattr(transition, "close_date", None)
+        today = self.clock().date()
+        self.status.set_transition(transition_text(start, close, today),
+                                   transition_text(start, close, today, short=True))
+
+    async def _refresh_counts(self) -> None:
+        try:
+            counts = await self.engine.monitor.counts()
+        except Exception:
+            return
+        self.status.set_counts(int(counts.get("unhandled", 0)))
+
+    # -- tabs, help, palette ------------------------------------------------------------
+    def action_show_tab(self, tab_id: str) -> None:
+        self.tabs.active = tab_id
+        self._focus_tab(tab_id)
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self._focus_tab(event.pane.id or "")
+
+    def _focus_tab(self, tab_id: str) -> None:
+        try:
+            pane = self.pane(tab_id)
+        except Exception:
+            return
+        tables = pane.query("DataTable")
+        if tables:
+            tables.first().focus()
+        pane.flush()  # a hidden pane skipped its repaints; catch up now
+
+    @property
+    def active_pane(self) -> Pane | None:
+        try:
+            return self.pane(self.tabs.active)
+        except Exception:
+            return None
+
+    def action_help(self) -> None:
+        pane = self.active_pane
+        pane_keys: dict[str, list[str]] = {}
+        global_keys: dict[str, list[str]] = {}
+        for key, active in self.screen.active_bindings.items():
+            b = active.binding
+            if not b.description:
+                continue
+            target = global_keys if active.node in (self, self.screen) else pane_keys
+            target.setdefault(b.description, []).append(key_label(self, key))
+        for tab_id, label, _ in TABS:
+            global_keys.setdefault(f"show {label[2:]}", []).append(label[0])
+        title = pane.HELP_TITLE if pane is not None else "switchover"
+        about = pane.HELP_ABOUT if pane is not None else ""
+        self.push_screen(HelpScreen(
+            title, [(", ".join(dict.fromkeys(k)), d) for d, k in pane_keys.items()],
+            [(", ".join(dict.fromkeys(k)), d) for d, k in global_keys.items()]
+            + [("ctrl+p", "command palette")], about))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if self.engine is not None:
+            yield from palette_commands(self)
+
+
+def run_dashboard(config_path: str | Path | None = None, *, mouse: bool = True) -> int:
+    """Open the dashboard for the config at ``config_path`` (or $SWITCHOVER_CONFIG, or
+    ./switchover.yaml). Returns a process exit code."""
+    app = SwitchoverApp(config=config_path)
+    app.run(mouse=mouse)
+    return 0

@@ -1,0 +1,105 @@
+"""What every pane shares: reaching an engine facet safely, a message line, workers.
+
+A facet may be missing (its module not written yet, an import error) or a call may fail
+(server down, wrong password). Each pane turns that into a sentence in its own message
+line instead of letting it take the app down.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
+
+from rich.text import Text
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from core.events import Event
+
+if TYPE_CHECKING:
+    from .app import SwitchoverApp
+
+T = TypeVar("T")
+
+
+def person_error(exc: BaseException) -> str:
+    """One sentence for a person: a SwitchoverError's own words, else the error's text."""
+    text = str(exc).strip() or exc.__class__.__name__
+    if isinstance(exc, (ImportError, AttributeError, NotImplementedError)):
+        return f"not available in this version ({text})"
+    return text.splitlines()[0]
+
+
+class Pane(Vertical):
+    """Base of the four panes. Subclasses implement ``load`` and ``handle_events``."""
+
+    #: shown as the first line of the help screen for this pane
+    HELP_TITLE = ""
+    HELP_ABOUT = ""
+
+    @property
+    def sapp(self) -> "SwitchoverApp":
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def engine(self) -> Any:
+        return self.sapp.engine
+
+    def now(self) -> dt.datetime:
+        return self.sapp.clock()
+
+    def facet(self, name: str) -> Any | None:
+        """The engine facet ``name``, or None with the reason shown in the pane."""
+        if self.engine is None:
+            return None
+        try:
+            return getattr(self.engine, name)
+        except Exception as exc:  # missing module, broken import: degrade, don't crash
+            self.say(f"{name}: {person_error(exc)}", error=True)
+            return None
+
+    async def attempt(self, what: str, fn: Callable[[], Awaitable[T]]) -> T | None:
+        """Await ``fn()``; on failure show '<what>: <sentence>' and return None."""
+        try:
+            return await fn()
+        except Exception as exc:
+            self.say(f"{what}: {person_error(exc)}", error=True)
+            return None
+
+    def say(self, text: str, *, error: bool = False) -> None:
+        try:
+            line = self.query_one(".pane-message", Static)
+        except Exception:
+            return
+        line.update(text)
+        line.set_class(error, "-error")
+
+    def message_line(self) -> Static:
+        return Static("", classes="pane-message", markup=False)
+
+    @property
+    def visible_now(self) -> bool:
+        """True when this pane is on screen (hidden tabs skip their repaints)."""
+        if not self.is_mounted:
+            return False
+        return all(getattr(node, "display", True) for node in self.ancestors_with_self)
+
+    async def load(self) -> None:  # pragma: no cover - overridden
+        """Read the pane's state from the engine (SQLite) — on start and on demand."""
+
+    def handle_events(self, events: list[Event]) -> None:  # pragma: no cover - overridden
+        """Take a drained batch of engine events (already coalesced)."""
+
+    def flush(self) -> None:
+        """Apply what ``handle_events`` collected, if the pane is visible."""
+
+
+def cell(value: object, style: str = "") -> Text:
+    """A table cell that shows user data literally (a subject's '[...]' is not markup)."""
+    return Text("" if value is None else str(value), style=style, no_wrap=True,
+                overflow="ellipsis")
+
+
+def clip(value: str | None, width: int) -> str:
+    value = (value or "").replace("\n", " ").replace("\r", " ")
+    return value if len(value) <= width else value[: max(0, width - 1)] + "…"

@@ -1,0 +1,320 @@
+"""The phase checklist pane: the four phases of PRODUCT.md, their items, ticks, notes,
+due dates and the engine's evidence.
+
+Items the engine can prove are ticked by the engine; when a person ticks one and the
+proof disagrees, the engine raises a SwitchoverError whose sentence becomes a
+notification — the tick does not happen.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import datetime as dt
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container
+from textual.widgets import DataTable, Static
+
+from core.events import ChecklistChanged, Event
+
+from .base import Pane, cell, clip, person_error
+from .prompts import TextPrompt
+
+PHASES = {
+    1: "Internal request and preparation",
+    2: "Data migration",
+    3: "Notify and switch",
+    4: "Wrap-up and maintenance",
+}
+MARKS = {"done": "[x]", "skipped": "[-]", "open": "[ ]"}
+
+
+class ChecklistTable(DataTable):
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False, id="checklist.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="checklist.up"),
+    ]
+
+
+class ChecklistPane(Pane):
+    HELP_TITLE = "Checklist — the four phases of the change"
+    HELP_ABOUT = ("Items marked 'engine' are proved by switchover itself (logins, backup, "
+                  "migration, auto-reply ...); a person cannot tick them into a false state.")
+    BINDINGS = [
+        Binding("space", "tick", "Tick", id="checklist.tick"),
+        Binding("n", "note", "Note", id="checklist.note"),
+        Binding("d", "due", "Due date", id="checklist.due"),
+        Binding("x", "skip", "Skip", id="checklist.skip"),
+        Binding("e", "evidence", "Re-check", id="checklist.evidence"),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.items: dict[str, Any] = {}
+        self.progress: dict[int, tuple[int, int]] = {}
+
+    def compose(self) -> ComposeResult:
+        yield self.message_line()
+        with Container(classes="split"):
+            yield ChecklistTable(id="checklist-table", cursor_type="row")
+            yield Static("", id="checklist-detail", classes="detail", markup=False)
+
+    def on_mount(self) -> None:
+        width = self.app.size.width
+        # the table gets 3/5 of a wide screen, all of a narrow one; the title column takes
+        # what the fixed columns leave (no horizontal scrolling at 80 columns)
+        table_w = width * 3 // 5 if width >= 110 else width
+        table = self.table
+        table.add_column(" ", key="mark", width=3)
+        table.add_column("Item", key="title", width=max(20, table_w - 3 - 10 - 6 - 8 - 2))
+        table.add_column("Due", key="due", width=10)
+        table.add_column("By", key="by", width=6)
+
+    @property
+    def table(self) -> DataTable:
+        return self.query_one("#checklist-table", DataTable)
+
+    # -- loading ------------------------------------------------------------------------
+    async def load(self) -> None:
+        checklist = self.facet("checklist")
+        if checklist is None:
+            if self.engine is not None:
+                return
+            self.say("No engine.")
+            return
+        items = await self.attempt("checklist", checklist.items)
+        if items is None:
+            return
+        self.items = {item.key: item for item in items}
+        self._compute_progress()
+        self._rebuild()
+        if not self.table.has_focus and self.sapp.focused is None:
+            self.table.focus()
+
+    def _compute_progress(self) -> None:
+        progress: dict[int, list[int]] = {p: [0, 0] for p in PHASES}
+        for item in self.items.values():
+            bucket = progress.setdefault(item.phase, [0, 0])
+            bucket[1] += 1
+            if item.state in ("done", "skipped"):
+                bucket[0] += 1
+        self.progress = {p: (d, t) for p, (d, t) in progress.items()}
+        done = sum(d for d, _ in self.progress.values())
+        total = sum(t for _, t in self.progress.values())
+        phases = "  ".join(f"{p}: {d}/{t}" for p, (d, t) in sorted(self.progress.items()))
+        self.say(f"{done} of {total} done — phase {phases}")
+
+    def _heading(self, phase: int) -> tuple[Text, Text, Text, Text]:
+        done, total = self.progress.get(phase, (0, 0))
+        bar_w = 6
+        filled = round(bar_w * done / total) if total else 0
+        title = Text(f"Phase {phase} · {PHASES.get(phase, '')}", style="bold")
+        return (cell(""), title, cell(f"{done}/{total}", "bold"),
+                cell("█" * filled + "░" * (bar_w - filled)))
+
+    def _row(self, item: Any) -> tuple[Text, Text, Text, Text]:
+        mark = MARKS.get(item.state, "[ ]")
+        style = "dim" if item.state in ("done", "skipped") else ""
+        title = item.title + (" ✎" if item.note else "")
+        due = item.due.isoformat() if isinstance(item.due, dt.date) else (item.due or "")
+        by = item.by or ("engine" if item.provable else "")
+        return (cell(mark, "bold" if item.state == "done" else ""), cell(title, style),
+                cell(due), cell(by, "italic" if by == "engine" else "dim"))
+
+    def _rebuild(self) -> None:
+        table = self.table
+        selected = self._selected_key()
+        table.clear()
+        for phase in sorted({*PHASES, *(i.phase for i in self.items.values())}):
+            table.add_row(*self._heading(phase), key=f"phase:{phase}")
+            for item in self.items.values():
+                if item.phase == phase:
+                    table.add_row(*self._row(item), key=item.key)
+        if selected is not None:
+            try:
+                table.move_cursor(row=table.get_row_index(selected), animate=False)
+            except Exception:
+                pass
+        elif table.row_count > 1:
+            table.move_cursor(row=1, animate=False)
+        self._show_detail()
+
+    def _update_item(self, key: str) -> None:
+        item = self.items.get(key)
+        if item is None:
+            return
+        table = self.table
+        try:
+            for col, value in zip(("mark", "title", "due", "by"), self._row(item)):
+                table.update_cell(key, col, value)
+            heading = f"phase:{item.phase}"
+            for col, value in zip(("mark", "title", "due", "by"), self._heading(item.phase)):
+                table.update_cell(heading, col, value)
+        except Exception:
+            self._rebuild()
+            return
+        if key == self._selected_key():
+            self._show_detail()
+
+    # -- selection and detail -----------------------------------------------------------
+    def _selected_key(self) -> str | None:
+        table = self.table
+        if table.row_count == 0:
+            return None
+        try:
+            row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        except Exception:
+            return None
+        return row_key.value
+
+    def selected_item(self) -> Any | None:
+        key = self._selected_key()
+        return self.items.get(key) if key else None
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        detail = self.query_one("#checklist-detail", Static)
+        key = self._selected_key()
+        if key and key.startswith("phase:"):
+            phase = int(key.split(":")[1])
+            done, total = self.progress.get(phase, (0, 0))
+            detail.update(Text(f"Phase {phase} · {PHASES.get(phase, '')}\n{done} of {total} items done.",
+                               style="bold"))
+            return
+        item = self.items.get(key) if key else None
+        if item is None:
+            detail.update("")
+            return
+        text = Text()
+        text.append(item.title + "\n", style="bold")
+        state = {"done": "done", "skipped": "skipped", "open": "open"}.get(item.state, item.state)
+        who = f" by {item.by}" if item.by else ""
+        text.append(f"{state}{who}")
+        if item.provable:
+            text.append(" · the engine checks this one", style="italic")
+        text.append("\n")
+        if item.evidence:
+            text.append("Evidence: ", style="bold")
+            text.append(item.evidence + "\n")
+        hint = getattr(item, "proof_hint", "")
+        if item.provable and item.state != "done" and hint:
+            text.append(hint[:1].upper() + hint[1:] + ".\n", style="italic")
+        if item.due:
+            due = item.due.isoformat() if isinstance(item.due, dt.date) else str(item.due)
+            text.append(f"Due: {due}\n")
+        if item.note:
+            text.append("Note: ", style="bold")
+            text.append(item.note + "\n")
+        if item.advice:
+            text.append("\n" + item.advice)
+        detail.update(text)
+
+    # -- events -------------------------------------------------------------------------
+    def handle_events(self, events: list[Event]) -> None:
+        keys = {e.item for e in events if isinstance(e, ChecklistChanged)}
+        if keys:
+            self.run_worker(partial(self._reload_items, keys), group="checklist-reload", exclusive=True)
+
+    async def _reload_items(self, keys: set[str]) -> None:
+        checklist = self.facet("checklist")
+        if checklist is None:
+            return
+        items = await self.attempt("checklist", checklist.items)
+        if items is None:
+            return
+        fresh = {item.key: item for item in items}
+        structural = set(fresh) != set(self.items)
+        self.items = fresh
+        self._compute_progress()
+        if structural:
+            self._rebuild()
+        else:
+            for key in fresh:
+                self._update_item(key)
+
+    # -- actions ------------------------------------------------------------------------
+    async def _apply(self, what: str, fn: Any, *args: Any) -> None:
+        checklist = self.facet("checklist")
+        if checklist is None:
+            return
+        try:
+            await getattr(checklist, fn)(*args)
+        except Exception as exc:
+            self.sapp.notify(person_error(exc), title=what, severity="warning", timeout=8)
+            return
+        await self._reload_items(set())
+
+    def action_tick(self) -> None:
+        item = self.selected_item()
+        if item is None:
+            return
+        self.run_worker(partial(self._apply, "Tick", "tick", item.key, item.state != "done"),
+                        group="checklist-action")
+
+    def action_skip(self) -> None:
+        """Mark an item not needed (x again reopens it)."""
+        item = self.selected_item()
+        if item is None:
+            return
+        if item.state == "skipped":
+            self.run_worker(partial(self._apply, "Reopen", "tick", item.key, False), group="checklist-action")
+        else:
+            self.run_worker(partial(self._apply, "Skip", "skip", item.key), group="checklist-action")
+
+    def action_note(self) -> None:
+        item = self.selected_item()
+        if item is None:
+            return
+
+        def done(text: str | None) -> None:
+            if text is not None:
+                self.run_worker(partial(self._apply, "Note", "set_note", item.key, text.strip()),
+                                group="checklist-action")
+
+        self.app.push_screen(TextPrompt(f"Note for: {clip(item.title, 50)}", item.note or ""), done)
+
+    def action_due(self) -> None:
+        item = self.selected_item()
+        if item is None:
+            return
+        current = item.due.isoformat() if isinstance(item.due, dt.date) else (item.due or "")
+
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            text = text.strip()
+            if not text:
+                value = None
+            else:
+                try:
+                    value = dt.date.fromisoformat(text)
+                except ValueError:
+                    self.sapp.notify(f"'{text}' is not a date like 2026-12-31.", severity="warning")
+                    return
+            self.run_worker(partial(self._apply, "Due date", "set_due", item.key, value),
+                            group="checklist-action")
+
+        self.app.push_screen(TextPrompt(f"Due date for: {clip(item.title, 44)}", current,
+                                        placeholder="YYYY-MM-DD, empty to clear"), done)
+
+    def action_evidence(self) -> None:
+        async def refresh() -> None:
+            checklist = self.facet("checklist")
+            if checklist is None:
+                return
+            self.say("Checking what the engine can prove …")
+            try:
+                await checklist.refresh_evidence()
+            except Exception as exc:
+                self.say(f"re-check: {person_error(exc)}", error=True)
+            else:
+                self.say("")
+            await self._reload_items(set())
+
+        self.run_worker(refresh(), group="checklist-action", exclusive=True)

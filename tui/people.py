@@ -1,0 +1,185 @@
+"""The people pane: correspondents the engine knows (who wrote, who was written to, who
+was notified, who has switched to the new address) and the old mailbox's auto-reply.
+
+Read page by page from SQLite; ``/`` filters, ``m`` loads more.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Static
+
+from core.events import ActionChanged, ArrivalSeen, Event
+
+from .base import Pane, cell
+from .feed import when
+from .prompts import TextPrompt
+
+PAGE = 100
+MAX_ROWS = 2000
+
+
+def marks(c: Any) -> str:
+    words = []
+    if c.customer:
+        words.append("customer")
+    if c.automated:
+        words.append("automated")
+    if c.switched:
+        words.append("switched")
+    elif c.notified:
+        words.append("notified")
+    return ", ".join(words)
+
+
+class PeopleTable(DataTable):
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False, id="people.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="people.up"),
+    ]
+
+
+class PeoplePane(Pane):
+    HELP_TITLE = "People — correspondents of the old address"
+    HELP_ABOUT = ("Who wrote to or was written from the old address, who has been told of "
+                  "the new one, and who already writes to it (switched).")
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", id="people.filter"),
+        Binding("m", "more", "More", id="people.more"),
+        Binding("g", "reload", "Reload", id="people.reload"),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.limit = PAGE
+        self.filter: str | None = None
+        self.count = 0
+        self._stale = False
+
+    def compose(self) -> ComposeResult:
+        yield self.message_line()
+        yield Static("", id="people-autoreply", markup=False)
+        yield PeopleTable(id="people-table", cursor_type="row")
+
+    def on_mount(self) -> None:
+        width = self.app.size.width
+        wide = width >= 110
+        table = self.table
+        table.add_column("Address", key="address", width=30 if wide else 24)
+        if wide:
+            table.add_column("Name", key="name", width=20)
+        table.add_column("From", key="from", width=5)
+        table.add_column("To", key="to", width=5)
+        table.add_column("Last", key="last", width=5)
+        if wide:
+            table.add_column("Lang", key="lang", width=4)
+        fixed = 30 + 20 + 5 + 5 + 5 + 4 + 14 if wide else 24 + 5 + 5 + 5 + 10
+        table.add_column("Status", key="status", width=max(12, width - fixed - 2))
+
+    @property
+    def table(self) -> DataTable:
+        return self.query_one("#people-table", DataTable)
+
+    async def load(self) -> None:
+        people = self.facet("correspondents")
+        if people is not None:
+            rows = await self.attempt("people", lambda: people.list(
+                offset=0, limit=self.limit, filter=self.filter))
+            if rows is not None:
+                self._show(rows)
+                stats = await self.attempt("people stats", people.stats)
+                self._say_stats(stats or {})
+        autoreply = self.facet("autoreply")
+        if autoreply is not None:
+            self.run_worker(partial(self._autoreply, autoreply), group="people-autoreply",
+                            exclusive=True)
+
+    def _say_stats(self, stats: dict) -> None:
+        if not stats:
+            self.say(f"{self.count} correspondents shown.")
+            return
+        parts = []
+        for k, v in stats.items():
+            if v is None:
+                continue
+            if k == "days_since_business_mail":
+                parts.append(f"last business mail {v} days ago" if v else "business mail today")
+            elif isinstance(v, int):
+                parts.append(f"{v:,} {k.replace('_', ' ')}")
+        if self.filter:
+            parts.append(f"filter '{self.filter}'")
+        self.say(" · ".join(parts))
+
+    async def _autoreply(self, autoreply: Any) -> None:
+        line = self.query_one("#people-autoreply", Static)
+        try:
+            status = await autoreply.status()
+        except Exception as exc:
+            line.update(f"Auto-reply: unknown ({str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__})")
+            return
+        if not status.supported:
+            text = "Auto-reply: the old server offers no ManageSieve; switchover's reminders cover it while it runs"
+        elif status.active:
+            text = f"Auto-reply: active ({status.script_name})"
+        else:
+            text = "Auto-reply: off — `switchover autoreply on` installs it"
+        if status.detail:
+            text += f" · {status.detail}"
+        line.update(text)
+
+    def _cells(self, c: Any) -> list[Text]:
+        wide = "name" in self.table.columns
+        values = [cell(c.address)]
+        if wide:
+            values.append(cell(c.name or ""))
+        values += [cell(f"{c.messages_from:,}"), cell(f"{c.messages_to:,}"),
+                   cell(when(c.last_seen, self.now(), with_time=False))]
+        if wide:
+            values.append(cell(c.language or ""))
+        values.append(cell(marks(c), "dim" if c.automated else ("green" if c.switched else "")))
+        return values
+
+    def _show(self, rows: list[Any]) -> None:
+        table = self.table
+        with self.app.batch_update():
+            table.clear()
+            for c in rows[:MAX_ROWS]:
+                table.add_row(*self._cells(c), key=c.address)
+        self.count = len(rows)
+
+    def handle_events(self, events: list[Event]) -> None:
+        # new arrivals and sent reminders change who is known / notified / switched
+        if any(isinstance(e, (ArrivalSeen, ActionChanged)) for e in events):
+            self._stale = True
+
+    def flush(self) -> None:
+        if self._stale and self.visible_now:
+            self._stale = False
+            self.run_worker(self.load, group="people-load", exclusive=True)
+
+    def action_reload(self) -> None:
+        self.run_worker(self.load, group="people-load", exclusive=True)
+
+    def action_more(self) -> None:
+        if self.count >= self.limit and self.limit < MAX_ROWS:
+            self.limit += PAGE
+            self.action_reload()
+        else:
+            self.sapp.notify("Everyone is shown.", timeout=3)
+
+    def action_filter(self) -> None:
+        def chosen(text: str | None) -> None:
+            if text is not None:
+                self.filter = text.strip() or None
+                self.limit = PAGE
+                self.action_reload()
+
+        self.app.push_screen(TextPrompt("Show correspondents matching", self.filter or "",
+                                        placeholder="part of an address or name; empty for all"),
+                             chosen)
