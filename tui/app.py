@@ -141,6 +141,16 @@ class SwitchoverApp(App[None]):
         if complete and self.start_background:
             self.run_worker(self._watch, group="monitor", exclusive=True)
             self.run_worker(self._start_actions, group="actions", exclusive=True)
+            self.run_worker(self._prove_logins, group="proofs", exclusive=True)
+
+    async def _prove_logins(self) -> None:
+        """Log in to both sides once at start: the checklist's login items are proven
+        (or shown failing) with the server's own answer as evidence."""
+        try:
+            await self.engine.checklist.check_logins()
+            await self.engine.checklist.refresh_evidence()
+        except Exception as exc:
+            self.status.set_note(f"login check: {person_error(exc)}")
 
     async def _open_engine(self) -> bool:
         from core.config import find_config, load_config
