@@ -310,17 +310,21 @@ class FeedPane(Pane):
 
     # -- events -------------------------------------------------------------------------
     def handle_events(self, events: list[Event]) -> None:
+        relevant = False
         for event in events:
             if isinstance(event, ArrivalSeen) and event.side == "old":
                 self._reload_wanted = True
+                relevant = True
             elif isinstance(event, ActionChanged) and event.arrival_id is not None:
+                relevant = True
                 if event.state != "pending":
                     self.pending.pop(event.action_id, None)
                 if event.state == "failed":
                     self.sapp.notify(f"{event.kind} failed: {event.detail or 'see the row'}",
                                      severity="error", timeout=10)
                 self._dirty_ids.add(event.arrival_id)
-        self.refresh_bindings()
+        if relevant:  # the footer is rebuilt on every refresh: only when keys may change
+            self.refresh_bindings()
 
     def flush(self) -> None:
         if not (self._reload_wanted or self._dirty_ids):
