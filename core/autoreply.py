@@ -209,7 +209,7 @@ class ManageSieve:
         status = toks[0].upper()
         if status != "OK":
             words = next((str(t) for t in toks[1:] if isinstance(t, str)), status)
-            raise AuthError(f"The ManageSieve server refused the login for {username}: {words}.")
+            raise AuthError(f"The ManageSieve server refused the login for {username}: {words.rstrip('.')}.")
 
     def listscripts(self) -> list[tuple[str, bool]]:
         resp = self.command(b"LISTSCRIPTS")

@@ -94,7 +94,7 @@ def _words(e: BaseException) -> str:
     text = str(e)
     if text.startswith("b'") or text.startswith('b"'):
         text = text[2:-1]
-    return text.strip() or e.__class__.__name__
+    return text.strip().rstrip(".") or e.__class__.__name__
 
 
 def _safe_logout(client: imapclient.IMAPClient) -> None:

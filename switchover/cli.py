@@ -3,7 +3,14 @@
 Every command takes ``--config PATH`` (default ``$SWITCHOVER_CONFIG`` or ./switchover.yaml).
 Errors end with one sentence and an exit code, never a traceback:
 0 ok · 1 some messages refused / not everything verified · 2 bad config or state ·
-3 login or connection failed · 130 interrupted.
+3 login or connection failed · 130 interrupted (Ctrl-C) · 143 terminated (SIGTERM).
+
+Ctrl-C and SIGTERM are handled alike: the first asks the running job to stop at a safe
+point (migrate, backup and import keep what they recorded; ``watch`` stops its watchers
+and exits 0, as a systemd unit expects), a second one stops at once.
+
+Jobs whose success is the proof of a checklist item (migrate, verify, backup --verify,
+autoreply) record that proof here, so the checklist shows what the command proved.
 """
 
 from __future__ import annotations
@@ -14,7 +21,9 @@ import datetime as dt
 import getpass
 import logging
 import os
+import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -94,6 +103,10 @@ def _warn(text: str) -> None:
     print(f"warning: {text}", file=sys.stderr, flush=True)
 
 
+def _now() -> str:
+    return dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+
+
 def _config(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config)
     for w in cfg.warnings:
@@ -112,20 +125,94 @@ def _ask_secrets(engine: Engine, sides: tuple[str, ...] = ("old", "new")) -> Non
             engine.set_secret(side, getpass.getpass(f"Password for {acct.username} ({side} mailbox): "))
 
 
-async def _with_engine(args: argparse.Namespace, fn: Callable[[Engine], Awaitable[int]],
+INTERRUPTED = "interrupted; progress is saved, run the same command again to resume."
+#: seconds a job gets to stop at a safe point after the first signal before it is cut
+GRACE_SECONDS = 20.0
+
+
+class Signals:
+    """Ctrl-C (SIGINT) and SIGTERM while a command runs on the loop.
+
+    The first signal calls ``graceful`` (set by the command: cancel the job at a safe
+    point, or set the watch's stop event); when there is none, when it declines (returns
+    False), when a second signal comes or after GRACE_SECONDS the command's task is
+    cancelled. ``signum`` tells ``main`` what happened.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.graceful: Callable[[], bool] | None = None
+        self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._installed: list[int] = []
+
+    def install(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._loop.add_signal_handler(signum, self._on_signal, signum)
+                self._installed.append(signum)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass   # not the main thread / no signals here: Ctrl-C stays KeyboardInterrupt
+
+    def remove(self) -> None:
+        for signum in self._installed:
+            assert self._loop is not None
+            self._loop.remove_signal_handler(signum)
+        self._installed.clear()
+
+    def _on_signal(self, signum: int) -> None:
+        first = self.signum is None
+        if first:
+            self.signum = signum
+        if first and self.graceful is not None:
+            try:
+                took = self.graceful()
+            except Exception:
+                took = False
+            if took:
+                assert self._loop is not None
+                self._loop.call_later(GRACE_SECONDS, self._cut)
+                return
+        self._cut()
+
+    def _cut(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    @property
+    def exit_code(self) -> int:
+        return 143 if self.signum == signal.SIGTERM else 130
+
+
+async def _with_engine(args: argparse.Namespace, fn: Callable[[Engine, argparse.Namespace], Awaitable[int]],
                        sides: tuple[str, ...] = ("old", "new")) -> int:
     cfg = _config(args)
     engine = await Engine.open(cfg)
+    signals: Signals = args.signals
     try:
-        _ask_secrets(engine, sides)
-        return await fn(engine)
+        _ask_secrets(engine, sides)    # before the handlers: Ctrl-C must end a password prompt
+        signals.install()
+        return await fn(engine, args)
     finally:
-        await engine.close()
+        try:
+            await engine.close()
+        finally:
+            signals.remove()
+
+
+async def _prove(engine: Engine, key: str, ok: bool, evidence: str) -> None:
+    """Record a checklist proof; a failure to record never fails the command itself."""
+    try:
+        await engine.checklist.prove(key, ok, evidence)
+    except Exception as e:  # noqa: BLE001
+        _warn(f"the checklist item '{key}' was not updated ({e}).")
 
 
 # -- commands --------------------------------------------------------------------------
 
-async def cmd_check(engine: Engine) -> int:
+async def cmd_check(engine: Engine, args: argparse.Namespace) -> int:
     results = await engine.checklist.check_logins()
     ok = True
     for side, text in results.items():
@@ -134,6 +221,16 @@ async def cmd_check(engine: Engine) -> int:
         ok &= good
         _say(f"{side:>4}: {'ok' if good else 'FAILED'} — {text}")
     return 0 if ok else 3
+
+
+def _stoppable(job: Any, running: tuple[str, ...] | None = None) -> Callable[[], bool]:
+    """A graceful stop for Signals: cancel ``job`` when it is in one of ``running``."""
+    def stop() -> bool:
+        if running is not None and getattr(job, "state", None) not in running:
+            return False
+        job.cancel()
+        return True
+    return stop
 
 
 async def cmd_migrate(engine: Engine, args: argparse.Namespace) -> int:
@@ -150,6 +247,7 @@ async def cmd_migrate(engine: Engine, args: argparse.Namespace) -> int:
         _say(f"total: {plan.total_messages:,} messages, {fmt_bytes(plan.total_bytes)} "
              f"in {sum(1 for f in plan.folders if f.role != 'skip')} folders; nothing was written.")
         return 0
+    args.signals.graceful = _stoppable(engine.migration, ("planning", "running", "paused"))
     progress = Progress()
     unsubscribe = engine.subscribe(progress)
     try:
@@ -158,14 +256,22 @@ async def cmd_migrate(engine: Engine, args: argparse.Namespace) -> int:
         unsubscribe()
         progress.finish()
     _print_summary(summary)
-    if summary.errors:
+    if summary.cancelled:
         return 1
+    complete = not args.folder
+    if summary.ok and complete:
+        await _prove(engine, "migrate", True,
+                     f"migration finished {_now()}: {summary.messages:,} messages, "
+                     f"{summary.transferred:,} copied, {summary.already_there:,} already there")
+    elif summary.refused or summary.errors:
+        await _prove(engine, "migrate", False,
+                     f"migration {_now()}: {len(summary.refused)} refused, {len(summary.errors)} errors")
     return 0 if summary.ok else 1
 
 
 def _print_summary(s: Any) -> None:
     refused = list(getattr(s, "refused", []) or [])
-    errors = list(getattr(s, "errors", []) or [])
+    errors = [e for e in (getattr(s, "errors", []) or []) if not (s.cancelled and "cancelled" in e)]
     _say("")
     _say(f"transferred   {s.transferred:,}")
     _say(f"already there {s.already_there:,}")
@@ -187,15 +293,18 @@ async def cmd_verify(engine: Engine, args: argparse.Namespace) -> int:
     path = Path(args.report) if args.report else engine.config.state.with_name(
         f"verify-{dt.datetime.now():%Y%m%d-%H%M%S}.txt")
     report.write_text(path)
-    total_missing = 0
     for f in report.folders:
-        missing = len(f.missing) if hasattr(f.missing, "__len__") else f.missing
-        extra = len(f.extra) if hasattr(f.extra, "__len__") else f.extra
-        total_missing += missing
-        mark = "ok " if not missing else "MISSING"
+        missing, extra = len(f.missing), len(f.extra)
+        mark = "ok " if f.ok else "MISSING"
         _say(f"{mark:<7} {f.source} → {f.destination}: {f.source_count:,} / {f.dest_count:,}"
-             + (f", {missing} missing" if missing else "") + (f", {extra} extra" if extra else ""))
+             + (f", {missing} missing" if missing else "") + (f", {extra} extra" if extra else "")
+             + (f" ({f.details})" if f.details else ""))
     _say(f"report: {path}")
+    if report.ok:
+        await _prove(engine, "verify", True, f"verified {_now()}: {len(report.folders)} folders, "
+                                             f"nothing missing (report {path})")
+    else:
+        await _prove(engine, "verify", False, f"verify {_now()}: {report.missing} missing (report {path})")
     return 0 if report.ok else 1
 
 
@@ -205,8 +314,23 @@ async def cmd_backup(engine: Engine, args: argparse.Namespace) -> int:
         report = await engine.backups.verify_backup(root)
         for problem in report.problems:
             _say(f"problem: {problem}")
-        _say(f"backup {root}: {'verified' if report.ok else 'NOT complete'}")
+        messages = sum(f.found for f in report.folders)
+        _say(f"backup {root}: " + (f"verified, {messages:,} messages in {len(report.folders)} folders"
+                                   if report.ok else "NOT complete"))
+        where = str(root.expanduser().resolve())
+        if report.ok:
+            await _prove(engine, "backup", True, f"{where} verified {_now()}: {messages:,} messages")
+            close = engine.config.transition.close_date
+            if close is not None and dt.date.today() >= close:
+                await _prove(engine, "final_backup", True, f"{where} verified {_now()}, after the close date")
+        else:
+            # only a failure of the very backup that was the proof takes the proof back
+            for key in ("backup", "final_backup"):
+                item = await engine.checklist.item(key)
+                if item.by == "engine" and where in item.evidence:
+                    await _prove(engine, key, False, f"{where} failed its check {_now()}")
         return 0 if report.ok else 1
+    args.signals.graceful = _stoppable(engine.backups)
     formats = ("mbox", "eml") if args.format == "both" else (args.format,)
     progress = Progress()
     unsubscribe = engine.subscribe(progress)
@@ -217,14 +341,22 @@ async def cmd_backup(engine: Engine, args: argparse.Namespace) -> int:
         progress.finish()
     _say(f"backup {root}: {s.messages_written:,} written, {s.already_there:,} already there, "
          f"{fmt_bytes(s.bytes_written)} in {s.elapsed:,.1f} s")
-    for e in s.errors:
+    for e in s.errors[:20]:
         _say(f"  error: {e}")
     return 0 if s.ok else 1
 
 
 async def cmd_import(engine: Engine, args: argparse.Namespace) -> int:
-    s = await engine.backups.import_path(Path(args.path), args.to)
-    _say(f"import {args.path} → {args.to}: {s.uploaded:,} uploaded, {s.already_there:,} already there, "
+    args.signals.graceful = _stoppable(engine.backups)
+    progress = Progress()
+    unsubscribe = engine.subscribe(progress)
+    try:
+        s = await engine.backups.import_path(Path(args.path), args.to)
+    finally:
+        unsubscribe()
+        progress.finish()
+    folder = s.folder or args.to
+    _say(f"import {args.path} → {folder}: {s.uploaded:,} uploaded, {s.already_there:,} already there, "
          f"{len(s.refused):,} refused, {len(s.malformed):,} malformed, {s.elapsed:,.1f} s")
     for ref, reason in list(s.refused)[:50]:
         _say(f"  refused {ref}: {reason}")
@@ -249,7 +381,7 @@ async def cmd_watch(engine: Engine, args: argparse.Namespace) -> int:
                  + (f" — {ev.detail}" if ev.detail else ""))
         elif isinstance(ev, ConnectionState):
             _say(f"{now} {ev.side} mailbox: {ev.state}" + (f" ({ev.detail})" if ev.detail else ""))
-        elif isinstance(ev, LogLine) and ev.level != "debug":
+        elif isinstance(ev, LogLine) and ev.level not in ("debug", "info"):
             _say(f"{now} {ev.level}: {ev.text}")
 
     unsubscribe = engine.subscribe(on_event)
@@ -259,57 +391,79 @@ async def cmd_watch(engine: Engine, args: argparse.Namespace) -> int:
             await engine.actions.run_due()
             _say(f"{n} new arrival(s)")
             return 0
-        await engine.actions.start()
         stop = asyncio.Event()
+
+        def graceful() -> bool:
+            stop.set()
+            return True
+
+        args.signals.graceful = graceful
+        await engine.actions.start()
         try:
             await engine.monitor.run(stop)
         finally:
             await engine.actions.stop()
+        if args.signals.signum is not None:
+            print("switchover: watch stopped; the next start catches up from here.", file=sys.stderr, flush=True)
         return 0
     finally:
         unsubscribe()
 
 
-async def cmd_action(engine: Engine, kind: str, arrival_id: int) -> int:
-    arrival = await engine.monitor.arrival(arrival_id)
-    if arrival is None:
+VERBS = {"forward": "forwarded", "remind": "reminded", "handled": "marked handled"}
+#: how long forward / remind may take before the command gives up waiting (it stays recorded)
+ACTION_TIMEOUT = 120.0
+
+
+async def cmd_action(engine: Engine, args: argparse.Namespace) -> int:
+    """Record the action, carry it out now (unless it was done already) and report.
+
+    The state is read from SQLite, not from events: another switchover (the dashboard,
+    a ``watch``) may hold the same action, and its events never reach this process.
+    """
+    kind, arrival_id = args.command, args.id
+    verb = VERBS[kind]
+    if await engine.monitor.arrival(arrival_id) is None:
         raise SwitchoverError(f"There is no arrival #{arrival_id}; 'switchover arrivals' lists them.")
-    done = asyncio.Event()
-    final: dict[str, ActionChanged] = {}
-
-    def on_event(ev: Event) -> None:
-        if isinstance(ev, ActionChanged) and ev.arrival_id == arrival_id and ev.kind == kind:
-            if ev.state in ("done", "failed", "cancelled"):
-                final["ev"] = ev
-                done.set()
-
-    unsubscribe = engine.subscribe(on_event)
-    try:
-        action_id = await engine.actions.request(arrival_id, kind, delay=0)
-        rows = {r.id: r for r in await engine.actions.for_arrival(arrival_id)}
-        row = rows.get(action_id)
-        if row is not None and row.state == "done":
-            _say(f"{kind} of arrival #{arrival_id} was already done"
-                 + (f" ({row.outcome})" if row.outcome else "") + "; nothing sent again.")
-            return 0
+    before = {r.id: r.state for r in await engine.actions.for_arrival(arrival_id)}
+    await engine.actions.reconcile()          # settle one left 'running' by a dead process
+    action_id = await engine.actions.request(arrival_id, kind, delay=0)
+    row = await engine.actions.get(action_id)
+    if action_id in before and row.state == "done":
+        _say(f"Arrival #{arrival_id} was already {verb}"
+             + (f" ({row.outcome})" if row.outcome and kind != "handled" else "")
+             + ("; nothing was sent again." if kind != "handled" else "."))
+        return 0
+    deadline = time.monotonic() + ACTION_TIMEOUT
+    while True:
         await engine.actions.run_due()
-        if not done.is_set():
-            try:
-                await asyncio.wait_for(done.wait(), timeout=120)
-            except asyncio.TimeoutError:
-                pass
-    finally:
-        unsubscribe()
-    rows = {r.id: r for r in await engine.actions.for_arrival(arrival_id)}
-    row = rows.get(action_id)
-    state = row.state if row else final.get("ev", None) and final["ev"].state
-    outcome = (row.outcome if row else "") or ""
-    _say(f"{kind} of arrival #{arrival_id}: {state}" + (f" — {outcome}" if outcome else ""))
-    return 0 if state == "done" else 1
+        row = await engine.actions.get(action_id)
+        if row.state in ("done", "failed", "cancelled"):
+            break
+        retry_later = row.state == "pending" and row.attempts > 0 and row.not_before > time.time() + 1
+        if retry_later or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.3)
+    outcome = (row.outcome or "").strip()
+    if row.state == "done":
+        _say(f"Arrival #{arrival_id} {verb}" + (f": {outcome}." if outcome and kind != "handled" else "."))
+        return 0
+    if row.state == "failed":
+        raise SwitchoverError(f"Arrival #{arrival_id} was not {verb}: {outcome or 'the action failed'}.",
+                              exit_code=1)
+    if row.state == "cancelled":
+        raise SwitchoverError(f"The {kind} of arrival #{arrival_id} was cancelled before anything was sent.",
+                              exit_code=1)
+    raise SwitchoverError(f"Arrival #{arrival_id} is not {verb} yet ({row.state}"
+                          + (f": {outcome}" if outcome else "") + "); the dashboard or 'switchover watch' "
+                          f"carries it out, or run this command again later.", exit_code=1)
 
 
 async def cmd_arrivals(engine: Engine, args: argparse.Namespace) -> int:
-    for a in await engine.monitor.arrivals(limit=args.limit):
+    arrivals = await engine.monitor.arrivals(limit=args.limit)
+    if not arrivals:
+        _say("No arrivals yet; 'switchover watch' (or the dashboard) records them.")
+    for a in arrivals:
         _say(_arrival_line(a))
     return 0
 
@@ -323,14 +477,17 @@ async def cmd_autoreply(engine: Engine, args: argparse.Namespace) -> int:
     else:
         status = await ar.status()
     if not status.supported:
-        _say(f"The old server offers no ManageSieve auto-reply: {status.detail}")
-        _say("switchover's reminders (the feed's remind key, or transition.auto_remind) cover it while switchover runs.")
+        _say(status.detail)
         if status.steps:
-            _say(f"To set it in the provider's web settings: {status.steps}")
+            _say(f"In the provider's web settings: {status.steps}")
         return 1 if args.action != "status" else 0
     _say(f"auto-reply: {'active' if status.active else 'off'}"
          + (f" (script {status.script_name})" if status.script_name else "")
          + (f" — {status.detail}" if status.detail else ""))
+    await _prove(engine, "autoreply", status.active,
+                 f"{status.detail} ({_now()})" if status.active else f"auto-reply off ({_now()})")
+    if args.action == "on" and not status.active:
+        return 1
     return 0
 
 
@@ -386,10 +543,11 @@ def _dashboard(config_path: Path) -> int:
 
 
 COMMANDS: dict[str, Callable[[Engine, argparse.Namespace], Awaitable[int]]] = {
-    "migrate": cmd_migrate, "verify": cmd_verify, "backup": cmd_backup, "import": cmd_import,
-    "watch": cmd_watch, "arrivals": cmd_arrivals, "autoreply": cmd_autoreply,
-    "checklist": cmd_checklist,
+    "check": cmd_check, "migrate": cmd_migrate, "verify": cmd_verify, "backup": cmd_backup,
+    "import": cmd_import, "watch": cmd_watch, "arrivals": cmd_arrivals, "autoreply": cmd_autoreply,
+    "checklist": cmd_checklist, "forward": cmd_action, "remind": cmd_action, "handled": cmd_action,
 }
+#: the mailboxes whose password a command needs (asked for on a terminal when missing)
 SIDES = {"import": ("new",), "backup": ("old",), "watch": ("old", "new"), "autoreply": ("old",),
          "arrivals": (), "checklist": (), "forward": ("old", "new"), "remind": ("old",),
          "handled": ()}
@@ -400,6 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     command = args.command or "dashboard"
+    args.signals = signals = Signals()
     try:
         if command == "dashboard":
             return _dashboard(find_config(args.config))
@@ -407,25 +566,34 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_init(args)
         if command == "demo":
             return cmd_demo(args)
-        if command == "check":
-            return asyncio.run(_with_engine(args, cmd_check))
-        if command in ("forward", "remind", "handled"):
-            return asyncio.run(_with_engine(args, lambda e: cmd_action(e, command, args.id),
-                                            SIDES[command]))
         fn = COMMANDS[command]
-        return asyncio.run(_with_engine(args, lambda e: fn(e, args), SIDES.get(command, ("old", "new"))))
+        code = asyncio.run(_with_engine(args, fn, SIDES.get(command, ("old", "new"))))
+        if signals.signum is not None and command != "watch":
+            print(f"switchover: {INTERRUPTED}", file=sys.stderr, flush=True)
+            return signals.exit_code
+        return code
     except SwitchoverError as e:
-        print(f"switchover: {e.message}", file=sys.stderr)
+        if signals.signum is not None and command != "watch":
+            print(f"switchover: {INTERRUPTED}", file=sys.stderr, flush=True)
+            return signals.exit_code
+        print(f"switchover: {e.message}", file=sys.stderr, flush=True)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("switchover: interrupted; progress is saved, run the same command again to resume.",
-              file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # KeyboardInterrupt: Ctrl-C before the handlers were in place; CancelledError:
+        # a second signal (or the grace period) cut the command short
+        if command == "watch" and signals.signum is not None:
+            print("switchover: watch stopped.", file=sys.stderr, flush=True)
+            return 0
+        print(f"switchover: {INTERRUPTED}", file=sys.stderr, flush=True)
+        return signals.exit_code
     except Exception as e:  # a bug: still one sentence unless --debug
+        if signals.signum is not None and command != "watch":
+            print(f"switchover: {INTERRUPTED}", file=sys.stderr, flush=True)
+            return signals.exit_code
         if args.debug:
             traceback.print_exc()
         print(f"switchover: unexpected error ({e.__class__.__name__}: {e}); "
-              f"run again with --debug for details.", file=sys.stderr)
+              f"run again with --debug for details.", file=sys.stderr, flush=True)
         return 70
 
 

@@ -1,6 +1,8 @@
 """The CLI's progress display: one redrawn line on a terminal, periodic lines otherwise.
 
-Fed by engine events (FolderProgress / JobProgress); draws at most 4 times a second.
+Fed by engine events (FolderProgress / JobProgress); on a terminal it redraws at most 4
+times a second. Elsewhere (a log, a pipe, a systemd journal) it writes one line every
+``interval`` seconds and nothing for a job shorter than that: the summary says it all.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ class Progress:
         self.interval = interval if interval is not None else (0.25 if self.tty else 5.0)
         self.folders: dict[str, FolderProgress] = {}
         self.job: JobProgress | None = None
-        self._last = 0.0
+        # not on a terminal: the first line only after one interval (no "0%" noise)
+        self._last = 0.0 if self.tty else time.monotonic()
         self._width = shutil.get_terminal_size((100, 20)).columns
 
     def __call__(self, event: Event) -> None:
@@ -62,7 +65,8 @@ class Progress:
         active = [f for f in self.folders.values() if f.state == "copying"]
         current = active[0].source if active else ""
         if j is None:
-            done = sum(f.done_messages + f.already_there for f in self.folders.values())
+            # done_messages already counts what was there before (and refusals)
+            done = sum(f.done_messages for f in self.folders.values())
             total = sum(f.total_messages for f in self.folders.values())
             return f"{done:,}/{total:,} messages {current}"
         pct = 100.0 * j.done_messages / j.total_messages if j.total_messages else 100.0
