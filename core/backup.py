@@ -340,17 +340,25 @@ class Backups:
         return report
 
     async def _record_proof(self, root: Path, report: BackupReport) -> None:
-        """A verified backup that covers the live mailbox is checklist evidence."""
-        if report.ok and not report.live_checked:
-            return  # without the server we cannot tell the backup is complete
-        found = sum(f.found for f in report.folders)
+        """A verified backup checked against the live mailbox proves the checklist's backup
+        item (and the final backup after the close date); only a failure of the very backup
+        that was the proof takes it back."""
+        checklist = self.engine.checklist
         when = dt.datetime.now()
-        evidence = (f"{found:,} messages in {len(report.folders)} folders verified in {root} "
-                    f"{when:%Y-%m-%d %H:%M}") if report.ok else f"backup in {root} is not complete"
-        await self.engine.checklist.prove("backup", report.ok, evidence)
-        close = self.engine.config.transition.close_date
-        if report.ok and close and when.date() >= close:
-            await self.engine.checklist.prove("final_backup", True, evidence)
+        where = str(root)
+        if report.ok and report.live_checked:
+            found = sum(f.found for f in report.folders)
+            evidence = (f"{where} verified {when:%Y-%m-%d %H:%M}: {found:,} messages "
+                        f"in {len(report.folders)} folders")
+            await checklist.prove("backup", True, evidence)
+            close = self.engine.config.transition.close_date
+            if close and when.date() >= close:
+                await checklist.prove("final_backup", True, evidence + ", after the close date")
+        elif not report.ok:
+            for key in ("backup", "final_backup"):
+                item = await checklist.item(key)
+                if item.by == "engine" and where in item.evidence:
+                    await checklist.prove(key, False, f"{where} failed its check {when:%Y-%m-%d %H:%M}")
 
     async def import_path(self, path: Path, to_folder: str, *, side: str = "new") -> "ImportSummary":
         """Upload an .mbox file, an .eml file or a directory of them into ``to_folder`` of

@@ -29,6 +29,7 @@ How a run works (issue 2 "The copy", issue 3 speed):
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -425,7 +426,22 @@ class Migration:
         outcome = "cancelled" if self._cancel else ("done" if not summary.errors else "errors")
         await self._finish(run_id, summary, outcome)
         self.state = "idle" if self._cancel else "done"
+        if not dry_run:
+            await self._record_proof(summary, complete=not folders)
         return summary
+
+    async def _record_proof(self, s: MigrationSummary, *, complete: bool) -> None:
+        """A complete run with nothing refused proves the checklist's 'migrate' item; a run
+        with refusals or errors takes the proof back."""
+        now = f"{dt.datetime.now():%Y-%m-%d %H:%M}"
+        if s.ok and complete:
+            await self.engine.checklist.prove(
+                "migrate", True, f"migration finished {now}: {s.messages:,} messages in "
+                                 f"{len(s.folders)} folders, {s.transferred:,} copied, "
+                                 f"{s.already_there:,} already there")
+        elif s.refused or (s.errors and not s.cancelled):
+            await self.engine.checklist.prove(
+                "migrate", False, f"migration {now}: {len(s.refused)} refused, {len(s.errors)} errors")
 
     async def _finish(self, run_id: int | None, s: MigrationSummary, outcome: str) -> None:
         s.elapsed = time.monotonic() - self._t0
@@ -1055,4 +1071,13 @@ class Migration:
 
     async def verify(self) -> Any:
         from .verify import verify
-        return await verify(self.engine)
+        report = await verify(self.engine)
+        now = f"{dt.datetime.now():%Y-%m-%d %H:%M}"
+        if report.ok:
+            count = sum(f.source_count for f in report.folders)
+            await self.engine.checklist.prove(
+                "verify", True, f"{count:,} messages in {len(report.folders)} folders verified {now}")
+        else:
+            await self.engine.checklist.prove(
+                "verify", False, f"verify {now}: {report.missing} missing")
+        return report

@@ -9,8 +9,8 @@ Ctrl-C and SIGTERM are handled alike: the first asks the running job to stop at 
 point (migrate, backup and import keep what they recorded; ``watch`` stops its watchers
 and exits 0, as a systemd unit expects), a second one stops at once.
 
-Jobs whose success is the proof of a checklist item (migrate, verify, backup --verify,
-autoreply) record that proof here, so the checklist shows what the command proved.
+The facets record the checklist proofs of what a command proved (migrate, verify,
+backup --verify, autoreply), so the dashboard and the CLI tick the same items.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import asyncio
 import datetime as dt
 import getpass
 import logging
-import os
 import signal
 import sys
 import time
@@ -101,10 +100,6 @@ def _say(text: str = "") -> None:
 
 def _warn(text: str) -> None:
     print(f"warning: {text}", file=sys.stderr, flush=True)
-
-
-def _now() -> str:
-    return dt.datetime.now().strftime("%Y-%m-%d %H:%M")
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -202,14 +197,6 @@ async def _with_engine(args: argparse.Namespace, fn: Callable[[Engine, argparse.
             signals.remove()
 
 
-async def _prove(engine: Engine, key: str, ok: bool, evidence: str) -> None:
-    """Record a checklist proof; a failure to record never fails the command itself."""
-    try:
-        await engine.checklist.prove(key, ok, evidence)
-    except Exception as e:  # noqa: BLE001
-        _warn(f"the checklist item '{key}' was not updated ({e}).")
-
-
 # -- commands --------------------------------------------------------------------------
 
 async def cmd_check(engine: Engine, args: argparse.Namespace) -> int:
@@ -258,14 +245,6 @@ async def cmd_migrate(engine: Engine, args: argparse.Namespace) -> int:
     _print_summary(summary)
     if summary.cancelled:
         return 1
-    complete = not args.folder
-    if summary.ok and complete:
-        await _prove(engine, "migrate", True,
-                     f"migration finished {_now()}: {summary.messages:,} messages, "
-                     f"{summary.transferred:,} copied, {summary.already_there:,} already there")
-    elif summary.refused or summary.errors:
-        await _prove(engine, "migrate", False,
-                     f"migration {_now()}: {len(summary.refused)} refused, {len(summary.errors)} errors")
     return 0 if summary.ok else 1
 
 
@@ -300,11 +279,6 @@ async def cmd_verify(engine: Engine, args: argparse.Namespace) -> int:
              + (f", {missing} missing" if missing else "") + (f", {extra} extra" if extra else "")
              + (f" ({f.details})" if f.details else ""))
     _say(f"report: {path}")
-    if report.ok:
-        await _prove(engine, "verify", True, f"verified {_now()}: {len(report.folders)} folders, "
-                                             f"nothing missing (report {path})")
-    else:
-        await _prove(engine, "verify", False, f"verify {_now()}: {report.missing} missing (report {path})")
     return 0 if report.ok else 1
 
 
@@ -317,18 +291,6 @@ async def cmd_backup(engine: Engine, args: argparse.Namespace) -> int:
         messages = sum(f.found for f in report.folders)
         _say(f"backup {root}: " + (f"verified, {messages:,} messages in {len(report.folders)} folders"
                                    if report.ok else "NOT complete"))
-        where = str(root.expanduser().resolve())
-        if report.ok:
-            await _prove(engine, "backup", True, f"{where} verified {_now()}: {messages:,} messages")
-            close = engine.config.transition.close_date
-            if close is not None and dt.date.today() >= close:
-                await _prove(engine, "final_backup", True, f"{where} verified {_now()}, after the close date")
-        else:
-            # only a failure of the very backup that was the proof takes the proof back
-            for key in ("backup", "final_backup"):
-                item = await engine.checklist.item(key)
-                if item.by == "engine" and where in item.evidence:
-                    await _prove(engine, key, False, f"{where} failed its check {_now()}")
         return 0 if report.ok else 1
     args.signals.graceful = _stoppable(engine.backups)
     formats = ("mbox", "eml") if args.format == "both" else (args.format,)
@@ -484,8 +446,6 @@ async def cmd_autoreply(engine: Engine, args: argparse.Namespace) -> int:
     _say(f"auto-reply: {'active' if status.active else 'off'}"
          + (f" (script {status.script_name})" if status.script_name else "")
          + (f" — {status.detail}" if status.detail else ""))
-    await _prove(engine, "autoreply", status.active,
-                 f"{status.detail} ({_now()})" if status.active else f"auto-reply off ({_now()})")
     if args.action == "on" and not status.active:
         return 1
     return 0

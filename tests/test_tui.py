@@ -223,8 +223,8 @@ async def test_masked_prompt_for_a_missing_password(tmp_path: Path, mailserver, 
     path.write_text(yaml.safe_dump(data, allow_unicode=True))
     app = SwitchoverApp(config=path, start_background=False)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_until(pilot, lambda: app.screen.__class__.__name__ == "SecretPrompt",
-                         what="secret prompt")
+        await wait_until(pilot, lambda: app.screen.__class__.__name__ == "SecretPrompt"
+                         and bool(app.screen.query("Input")), what="secret prompt")
         field = app.screen.query_one("Input")
         assert field.password is True
         await pilot.press(*old_user.password, "enter")
