@@ -74,6 +74,11 @@ class BackupSummary:
     elapsed: float = 0.0
     ok: bool = False
 
+    def describe(self) -> str:
+        return (f"{self.messages_written:,} messages written, {self.already_there:,} already there, "
+                f"{self.bytes_written / 1e6:,.1f} MB in {self.folders} folders, {len(self.errors)} errors, "
+                f"{self.elapsed:,.1f} s → {self.root}")
+
 
 class FolderCheck(NamedTuple):
     folder: str
@@ -89,6 +94,12 @@ class BackupReport:
     folders: list[FolderCheck] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     live_checked: bool = False      # True when the source server was reached and compared
+
+    def describe(self) -> str:
+        found = sum(f.found for f in self.folders)
+        if self.ok:
+            return f"verified: {found:,} messages in {len(self.folders)} folders"
+        return f"NOT complete: {len(self.problems)} problems" + (f" — {self.problems[0]}" if self.problems else "")
 
 
 # -- mbox and path helpers (also used by the importer) ------------------------------------

@@ -70,6 +70,10 @@ class ImportSummary:
     ok: bool = False
     folder: str = ""          # the destination folder's name on the server
 
+    def describe(self) -> str:
+        return (f"{self.uploaded:,} uploaded, {self.already_there:,} already there, "
+                f"{len(self.refused):,} refused, {len(self.malformed):,} malformed in {self.elapsed:,.1f} s")
+
 
 @dataclass
 class Source:

@@ -92,6 +92,13 @@ class MigrationSummary:
     cancelled: bool = False
     dry_run: bool = False
 
+    def describe(self) -> str:
+        """One sentence for a person (dashboard message, log line)."""
+        head = "cancelled — " if self.cancelled else ""
+        return (f"{head}{self.transferred:,} copied, {self.already_there:,} already there, "
+                f"{len(self.refused):,} refused, {len(self.errors):,} errors in {self.elapsed:,.1f} s "
+                f"({self.msgs_per_s:,.0f} msg/s, {self.bytes_per_s / 1e6:,.1f} MB/s)")
+
 
 # -- internal records -----------------------------------------------------------------------
 @dataclass
@@ -417,9 +424,6 @@ class Migration:
             if lanes_task is not None:
                 await asyncio.gather(lanes_task, return_exceptions=True)
             await self._close_all(conns)
-            if conns:
-                for side in ("old", "new"):
-                    self._conn_state(side, "idle")
         summary.cancelled = self._cancel
         if self._cancel:
             summary.errors.append("The migration was cancelled; run it again to continue.")

@@ -63,6 +63,14 @@ class VerifyReport:
     def extra(self) -> int:
         return sum(len(f.extra) for f in self.folders)
 
+    def describe(self) -> str:
+        if self.ok:
+            return (f"{sum(f.source_count for f in self.folders):,} messages in "
+                    f"{len(self.folders)} folders, nothing missing")
+        bad = [f.source for f in self.folders if not f.ok]
+        return (f"{self.missing:,} missing, {self.extra:,} extra in {len(bad)} folders "
+                f"({', '.join(bad[:3])}{'…' if len(bad) > 3 else ''})")
+
     def text(self) -> str:
         when = dt.datetime.fromtimestamp(self.started, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         lines = [f"switchover verify — {when}",
