@@ -3,7 +3,9 @@
 small:  10,000 messages, 6.9 KB average, 5 folders
 attach: 500 messages with attachments, 687 MB in all
 wan:    1,200 small messages (run through a 25 ms-each-way proxy)
-mixed:  the demo's export-business history (Chinese folders, attachments, languages)
+large:  50,000 small messages (memory growth; not run by default)
+mixed:  10,000 messages of the demo's export-business history (12 folders, Chinese names,
+        small PDF/photo attachments, several languages and charsets)
 Each message: (folder, raw CRLF bytes, flags, internal date).
 """
 
@@ -32,10 +34,16 @@ class Spec:
 
 SPECS = {
     "small": Spec("small", 10_000, 6_900),
-    "attach": Spec("attach", 500, 687_000_000 // 500, attachments=True),
+    "attach": Spec("attach", 500, 1_386_700, attachments=True),   # 687 MB in all
     "wan": Spec("wan", 1_200, 6_900),
-    "mixed": Spec("mixed", 3_000, 0),
+    "mixed": Spec("mixed", 10_000, 0),
+    # not in the default set: shows whether memory stays flat as the mailbox grows
+    "large": Spec("large", 50_000, 6_900),
 }
+
+MIXED_END = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+# base64 lines of 76 characters + CRLF: the encoded attachment is 4/3 x 78/76 of its bytes
+B64_GROWTH = 4 / 3 * 78 / 76
 
 Message = tuple[str, bytes, tuple[bytes, ...], dt.datetime]
 
@@ -72,20 +80,24 @@ def _headers(rng: random.Random, i: int, name: str, when: dt.datetime, extra: st
             f"MIME-Version: 1.0\r\n{extra}").encode()
 
 
-def generate(spec_name: str, seed: int = 1) -> Iterator[Message]:
+def generate(spec_name: str, seed: int = 1, count: int | None = None) -> Iterator[Message]:
+    """The corpus's messages in order; ``count`` makes fewer or more than its usual number
+    (the first messages stay the same, except for "mixed", whose history is drawn anew)."""
     spec = SPECS[spec_name]
+    n = count or spec.count
     if spec_name == "mixed":
         from switchover.demo.history import generate_messages
-        yield from generate_messages(seed, spec.count)
+        # a fixed end date: the demo's default (today) would change the corpus daily
+        yield from generate_messages(seed, n, end=MIXED_END)
         return
     rng = random.Random(f"{spec_name}-{seed}")
     start = dt.datetime(2021, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=8)))
-    for i in range(spec.count):
+    for i in range(n):
         folder = FOLDERS[i % len(FOLDERS)]
         when = start + dt.timedelta(minutes=37 * i)
         if spec.attachments:
             size = int(spec.avg_bytes * rng.uniform(0.5, 1.5))
-            payload = base64.encodebytes(rng.randbytes(size * 3 // 4)).replace(b"\n", b"\r\n")
+            payload = base64.encodebytes(rng.randbytes(int(size / B64_GROWTH))).replace(b"\n", b"\r\n")
             body = (b"--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + _text(rng, 600) +
                     b"\r\n--b1\r\nContent-Type: application/pdf; name=\"quote.pdf\"\r\n"
                     b"Content-Transfer-Encoding: base64\r\n"
