@@ -1,9 +1,9 @@
 """The benchmark's Dovecot: the test fixture (tests/servers.py) plus bench settings,
 and a fast fill of the source mailbox.
 
-Owns: ``start_bench_dovecot`` (start the fixture Dovecot, then append bench settings to
-its generated config and reload it with SIGHUP, because start_dovecot takes no config
-options) and ``fill`` (parallel MULTIAPPEND, one connection per folder).
+Owns: ``start_bench_dovecot`` (the fixture Dovecot started with the bench settings
+appended to its generated config, through start_dovecot's ``extra_conf``) and ``fill``
+(parallel MULTIAPPEND, one connection per folder).
 
 Why bench settings: with the fixture's defaults (sdbox, ``mail_fsync = optimized``) this
 VM's disk and ext4's file creation made Dovecot itself the bottleneck (mbsync: 1,069
@@ -21,7 +21,6 @@ import datetime as dt
 import imaplib
 import os
 import queue
-import signal
 import subprocess
 import threading
 import time
@@ -60,28 +59,15 @@ def _doveconf(server: DovecotServer, name: str) -> str:
 def start_bench_dovecot(workdir: Path | None = None, *, storage: str = DEFAULT_STORAGE,
                         fsync: bool = False) -> tuple[DovecotServer, dict[str, str]]:
     """A throwaway Dovecot with the bench settings; returns (server, effective settings)."""
-    server = start_dovecot(workdir)
-    extra = bench_settings(storage, fsync)
+    server = start_dovecot(workdir, extra_conf=bench_settings(storage, fsync))
     try:
-        if extra.count("\n") > 1:
-            size = server.log_size()
-            with open(server.conf_path, "a", encoding="utf-8") as f:
-                f.write("\n" + extra)
-            os.kill(server.proc.pid, signal.SIGHUP)
-            deadline = time.monotonic() + 10
-            while "reloading configuration" not in server.log_text(size):
-                if time.monotonic() > deadline:
-                    raise RuntimeError("Dovecot did not reload its configuration: "
-                                       + server.log_text(size)[-500:])
-                time.sleep(0.05)
-            time.sleep(0.3)   # the services restart with the new config
         settings = {k: _doveconf(server, k) for k in ("mail_location", "mail_fsync", "mail_plugins",
                                                        "mail_max_userip_connections",
                                                        "default_process_limit")}
         expected = STORAGES[storage].split(":")[0]
         if not settings["mail_location"].startswith(expected):
             raise RuntimeError(f"bench Dovecot runs {settings['mail_location']!r}, not {storage}")
-        # a login proves the reloaded services answer
+        # a login proves the services answer with these settings
         probe = server.add_user("probe")
         server.client(probe).logout()
     except BaseException:

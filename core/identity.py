@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import NamedTuple
 
 #: the header fields fetched to compute an identity (one FETCH per batch)
 IDENTITY_FIELDS = (b"MESSAGE-ID", b"DATE", b"FROM", b"TO", b"CC", b"SUBJECT")
@@ -17,21 +18,35 @@ IDENTITY_FIELDS = (b"MESSAGE-ID", b"DATE", b"FROM", b"TO", b"CC", b"SUBJECT")
 HEADER_FETCH = b"BODY.PEEK[HEADER.FIELDS (" + b" ".join(IDENTITY_FIELDS) + b")]"
 HEADER_KEY = b"BODY[HEADER.FIELDS (" + b" ".join(IDENTITY_FIELDS) + b")]"
 
-_WS = re.compile(rb"\s+")
 _FOLD = re.compile(rb"\r?\n[ \t]+")
+_BLANK = re.compile(rb"\r?\n\r?\n")
+
+
+class HeaderInfo(NamedTuple):
+    """What the copy needs from one fetched header block, from a single parse."""
+    identity: str | None      # as identity_from_headers (None without a Message-ID)
+    message_id: str | None    # as message_id()
+    subject: bytes            # the unfolded, whitespace-collapsed raw Subject (b"" if none)
 
 
 def parse_header_block(block: bytes) -> dict[bytes, bytes]:
-    """Unfold and split a header block; the first occurrence of a field wins."""
+    """Unfold and split a header block; the first occurrence of a field wins.
+
+    Values are stripped with whitespace runs collapsed to one space. Identities hash these
+    values, so the result must stay exactly as it is (tests/test_identity.py); the string
+    methods below (``bytes.split()`` splits on the same ASCII whitespace as ``\\s``) give
+    the same result as the regular expressions they replaced, at a quarter of the cost.
+    """
     fields: dict[bytes, bytes] = {}
-    text = _FOLD.sub(b" ", block)
-    for line in re.split(rb"\r?\n", text):
-        if b":" not in line or line[:1] in (b" ", b"\t"):
+    if b"\n " in block or b"\n\t" in block:
+        block = _FOLD.sub(b" ", block)
+    for line in block.split(b"\n"):      # a "\r" left at a line end is stripped below
+        name, colon, value = line.partition(b":")
+        if not colon or line[:1] in (b" ", b"\t"):
             continue
-        name, _, value = line.partition(b":")
         key = name.strip().upper()
         if key and key not in fields:
-            fields[key] = _WS.sub(b" ", value).strip()
+            fields[key] = b" ".join(value.split())
     return fields
 
 
@@ -40,17 +55,29 @@ def message_id(block: bytes) -> str | None:
     return mid.decode("utf-8", "replace") if mid else None
 
 
-def identity_from_headers(block: bytes, size: int) -> str | None:
-    """The identity from a header block and RFC822.SIZE, or None without a Message-ID."""
-    fields = parse_header_block(block)
+def _identity(fields: dict[bytes, bytes], size: int) -> str | None:
+    # The hashed text must never change: identities are stored in state files.
     mid = fields.get(b"MESSAGE-ID", b"").strip()
     if not mid:
         return None
-    h = hashlib.sha256()
-    for name in IDENTITY_FIELDS:
-        h.update(name + b":" + fields.get(name, b"") + b"\n")
+    h = hashlib.sha256(b"".join(name + b":" + fields.get(name, b"") + b"\n"
+                                for name in IDENTITY_FIELDS))
     h.update(b"size:%d" % size)
     return "m:" + h.hexdigest()[:40]
+
+
+def identity_from_headers(block: bytes, size: int) -> str | None:
+    """The identity from a header block and RFC822.SIZE, or None without a Message-ID."""
+    return _identity(parse_header_block(block), size)
+
+
+def header_info(block: bytes, size: int) -> HeaderInfo:
+    """Identity, Message-ID and raw Subject of a header block, parsing it once (the
+    migration reads these for every source message; three parses were most of its CPU)."""
+    fields = parse_header_block(block)
+    mid = fields.get(b"MESSAGE-ID", b"").strip()
+    return HeaderInfo(_identity(fields, size), mid.decode("utf-8", "replace") if mid else None,
+                      fields.get(b"SUBJECT", b""))
 
 
 def identity_from_content(raw: bytes) -> str:
@@ -59,7 +86,7 @@ def identity_from_content(raw: bytes) -> str:
 
 def header_block(raw: bytes) -> bytes:
     """The header part of a full message (up to the first empty line)."""
-    m = re.search(rb"\r?\n\r?\n", raw)
+    m = _BLANK.search(raw)
     return raw[: m.start()] if m else raw
 
 

@@ -41,6 +41,7 @@ _LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n$")
 _TOKEN = re.compile(
     rb'[ \t]*(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|'
     rb'([^\s()"{}\[\]]*\[[^\]]*\][^\s()"{}]*|[^\s()"{}\[\]]+))')
+_UNQUOTE = re.compile(rb"\\(.)")
 _UNTAGGED_NUM = re.compile(rb"\* (\d+) ([A-Z]+)")
 _CODE = re.compile(rb"\[([A-Z-]+)(?: ([^\]]*))?\]")
 _tags = itertools.count(1)
@@ -93,24 +94,22 @@ def parse_tokens(parts: list[bytes]) -> list[Any]:
         if i % 2:
             stack[-1].append(part)     # the literal itself, not a copy (bodies can be big)
             continue
-        pos, n = 0, len(part)
-        while pos < n:
-            m = _TOKEN.match(part, pos)
-            if not m or m.end() == pos:
-                pos += 1
-                continue
-            pos = m.end()
-            if m.group(1):
+        # finditer skips what no token matches (e.g. "{"), one character at a time, like
+        # the hand-written loop it replaced; it runs once per FETCH line, so it is hot
+        for m in _TOKEN.finditer(part):
+            atom = m.group(4)
+            if atom is not None:
+                stack[-1].append(atom)
+            elif m.group(1):
                 new: list[Any] = []
                 stack[-1].append(new)
                 stack.append(new)
             elif m.group(2):
                 if len(stack) > 1:
                     stack.pop()
-            elif m.group(3) is not None:
-                stack[-1].append(re.sub(rb"\\(.)", rb"\1", m.group(3)))
             else:
-                stack[-1].append(m.group(4))
+                q = m.group(3)
+                stack[-1].append(_UNQUOTE.sub(rb"\1", q) if b"\\" in q else q)
     return root
 
 

@@ -219,7 +219,8 @@ class DovecotServer(MailServer):
     kind = "dovecot"
 
     def __init__(self, workdir: str | os.PathLike[str] | None = None, *,
-                 outbox: bool = True, submission: tuple[str, int] | None = None) -> None:
+                 outbox: bool = True, submission: tuple[str, int] | None = None,
+                 extra_conf: str = "") -> None:
         super().__init__()
         binary = dovecot_binary()
         if binary is None:
@@ -265,6 +266,9 @@ class DovecotServer(MailServer):
             sieve_service=_SIEVE_SERVICE.format(host=HOST, sieve_port=self.sieve_port)
             if have_sieve else "",
             **names)
+        if extra_conf:
+            # appended at top level after the generated settings: a later setting wins
+            conf += "\n# extra_conf\n" + extra_conf.rstrip("\n") + "\n"
         self.conf_path = self.dir / "dovecot.conf"
         self.conf_path.write_text(conf)
         self.features = {"lmtp", "quota", "courier", "multiappend", "idle", "uidplus",
@@ -387,5 +391,8 @@ class DovecotServer(MailServer):
                 self._own_dir = False
 
 
-def start_dovecot(workdir: str | os.PathLike[str] | None = None, **kw: Any) -> DovecotServer:
-    return DovecotServer(workdir, **kw)
+def start_dovecot(workdir: str | os.PathLike[str] | None = None, *, extra_conf: str = "",
+                  **kw: Any) -> DovecotServer:
+    """Start a throwaway Dovecot. ``extra_conf``: Dovecot settings appended to the
+    generated config before start (a later setting wins), e.g. ``"mail_fsync = never"``."""
+    return DovecotServer(workdir, extra_conf=extra_conf, **kw)
