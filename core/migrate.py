@@ -141,6 +141,8 @@ class FolderRun:
         if self.state == "copying" and bps > 0:
             eta = left_b / bps
         state = "paused" if paused and self.state == "copying" else self.state
+        if state == "copying" and done == 0 and self.total_messages:
+            state = "queued"   # planned, waiting for a connection: nothing copied yet
         return FolderProgress(job="migrate", source=self.source, destination=self.destination,
                               state=state, total_messages=self.total_messages,
                               total_bytes=self.total_bytes, done_messages=done,
