@@ -290,3 +290,62 @@ def test_event_pump_coalesces_a_flood() -> None:
     assert [(t.source, t.done_messages) for t in ticks] == [("INBOX", 5000), ("Sent", 3)]
     assert len([e for e in events if isinstance(e, LogLine)]) == 5
     assert pump.drain() == []
+
+
+async def test_no_color_cursor_and_plain_words(monkeypatch) -> None:
+    """With NO_COLOR the cursor row is black on white (greys, not colours) and bold, and
+    colour-only styles (a red 'bounce') fall back to plain attributes."""
+    from rich.color import Color
+    from textual.widgets import DataTable
+
+    from tests.tui_fake import FakeEngine, clock
+    from tui.base import plain_style
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = SwitchoverApp(FakeEngine(), clock=clock, start_background=False, initial_tab="feed")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await asyncio.wait_for(app.ready.wait(), 10)
+        await pilot.pause()
+        assert app.no_color
+        table = app.query_one("#feed-table", DataTable)
+        cursor = table.get_component_rich_style("datatable--cursor")
+        assert cursor.bold
+        assert cursor.bgcolor is not None and cursor.color is not None
+        assert cursor.bgcolor.get_truecolor() == Color.parse("#ffffff").get_truecolor()
+        assert plain_style(app, "bold red") == "bold"
+        assert plain_style(app, "green") == ""
+
+
+async def test_migration_pane_words_offline() -> None:
+    """No '0 Bytes', no dataclass repr, and another job's progress (the history scan)
+    never replaces the migration's summary line; the log can be shown at 80 columns."""
+    from core.events import JobProgress
+    from core.verify import FolderVerify, Mismatch
+    from tests.tui_fake import FakeEngine, clock
+    from tui.migration import size, verify_sentence
+
+    assert size(0) == "0 B" and size(None) == "0 B" and size(999) == "999 B"
+    assert size(3_900_000) == "3.9 MB"
+    sentence = verify_sentence(FolderVerify("INBOX", "INBOX", 670, 669,
+                                            missing=[Mismatch("id", "Order 12")]))
+    assert "FolderVerify" not in sentence and "1 missing" in sentence and "Order 12" in sentence
+
+    app = SwitchoverApp(FakeEngine(), clock=clock, start_background=False, initial_tab="migration")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await asyncio.wait_for(app.ready.wait(), 10)
+        await app.workers.wait_for_complete()
+        pane = app.pane("migration")
+        summary = app.query_one("#mig-summary")
+        before = str(summary.render())
+        app.pump.push(JobProgress(job="scan", state="done", total_messages=2948,
+                                  total_bytes=0, done_messages=2948, done_bytes=0))
+        await pilot.pause(0.5)
+        after = str(summary.render())
+        assert after == before and "scan" not in after and "Bytes" not in after
+        log = app.query_one("#mig-log")
+        assert not log.display  # narrow: hidden until asked for
+        await pilot.press("l")
+        assert log.display
+        # the fake migration is running: cancel is offered, plan/start leave the footer
+        assert pane.check_action("cancel", ()) is True
+        assert pane.check_action("plan", ()) is False

@@ -40,7 +40,8 @@ DRAIN_SECONDS = 0.2
 class NoConfigScreen(Screen[None]):
     """Shown instead of the dashboard when there is no usable config."""
 
-    BINDINGS = [Binding("q,escape", "app.quit", "Quit", id="noconfig.quit")]
+    # not in the footer: the dialog says "q quits" and the footer already shows ^q Quit
+    BINDINGS = [Binding("q,escape", "app.quit", "Quit", show=False, id="noconfig.quit")]
 
     def __init__(self, path: Path | None, reason: str) -> None:
         super().__init__()
@@ -68,10 +69,10 @@ class SwitchoverApp(App[None]):
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
         Binding("f1,question_mark", "help", "Help", id="app.help"),
-        Binding("1", "show_tab('checklist')", "Checklist", show=False, id="app.tab1"),
-        Binding("2", "show_tab('migration')", "Migration", show=False, id="app.tab2"),
-        Binding("3", "show_tab('feed')", "Feed", show=False, id="app.tab3"),
-        Binding("4", "show_tab('people')", "People", show=False, id="app.tab4"),
+        Binding("1", "show_tab('checklist')", "Show checklist", show=False, id="app.tab1"),
+        Binding("2", "show_tab('migration')", "Show migration", show=False, id="app.tab2"),
+        Binding("3", "show_tab('feed')", "Show feed", show=False, id="app.tab3"),
+        Binding("4", "show_tab('people')", "Show people", show=False, id="app.tab4"),
     ]
 
     def __init__(self, engine: Any = None, config: Any = None, *,
@@ -299,24 +300,41 @@ class SwitchoverApp(App[None]):
         except Exception:
             return None
 
+    #: the table's own keys worth listing (after the pane's): moving, not the rest
+    NAV_KEYS = {"Cursor up": "Up", "Up": "Up", "Cursor down": "Down", "Down": "Down",
+                "Page up": "Page up", "Page down": "Page down", "Top": "First row",
+                "Bottom": "Last row"}
+
     def action_help(self) -> None:
+        from textual.widgets import DataTable
+
         pane = self.active_pane
         pane_keys: dict[str, list[str]] = {}
+        nav_keys: dict[str, list[str]] = {}
         global_keys: dict[str, list[str]] = {}
         for key, active in self.screen.active_bindings.items():
             b = active.binding
             if not b.description:
                 continue
-            target = global_keys if active.node in (self, self.screen) else pane_keys
-            target.setdefault(b.description, []).append(key_label(self, key))
-        for tab_id, label, _ in TABS:
-            global_keys.setdefault(f"show {label[2:]}", []).append(label[0])
+            label = key_label(self, key)
+            if active.node in (self, self.screen):
+                what = "Command palette" if b.description == "palette" else b.description
+                global_keys.setdefault(what, []).append(label)
+            elif isinstance(active.node, DataTable):
+                what = self.NAV_KEYS.get(b.description)
+                if what:  # left/right, select, page left ... do nothing useful here
+                    nav_keys.setdefault(what, []).append(label)
+        # every key of the pane, also those that cannot act right now (the footer hides
+        # those: cancel only while something runs) — help tells what exists
+        for b in getattr(pane, "BINDINGS", []) if pane is not None else []:
+            if isinstance(b, Binding) and b.description:
+                pane_keys.setdefault(b.description, []).append(key_label(self, b.key))
         title = pane.HELP_TITLE if pane is not None else "switchover"
         about = pane.HELP_ABOUT if pane is not None else ""
         self.push_screen(HelpScreen(
-            title, [(", ".join(dict.fromkeys(k)), d) for d, k in pane_keys.items()],
-            [(", ".join(dict.fromkeys(k)), d) for d, k in global_keys.items()]
-            + [("ctrl+p", "command palette")], about))
+            title, [(", ".join(dict.fromkeys(k)), d) for d, k in pane_keys.items()]
+            + [(", ".join(dict.fromkeys(k)), d) for d, k in nav_keys.items()],
+            [(", ".join(dict.fromkeys(k)), d) for d, k in global_keys.items()], about))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

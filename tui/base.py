@@ -94,6 +94,17 @@ class Pane(Vertical):
         """Apply what ``handle_events`` collected, if the pane is visible."""
 
 
+_ATTRIBUTES = {"bold", "dim", "italic", "underline", "reverse", "strike", "not"}
+
+
+def plain_style(app: object, style: str) -> str:
+    """With NO_COLOR, Textual turns colours into greys — 'bold red' becomes a dark grey
+    that vanishes on a dark background. Keep only the attributes then (bold stays bold)."""
+    if not style or not getattr(app, "no_color", False):
+        return style
+    return " ".join(w for w in style.split() if w in _ATTRIBUTES)
+
+
 def cell(value: object, style: str = "") -> Text:
     """A table cell that shows user data literally (a subject's '[...]' is not markup)."""
     return Text("" if value is None else str(value), style=style, no_wrap=True,

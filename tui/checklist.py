@@ -16,7 +16,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Container
+from textual.containers import Container, VerticalScroll
 from textual.widgets import DataTable, Static
 
 from core.events import ChecklistChanged, Event
@@ -37,6 +37,9 @@ class ChecklistTable(DataTable):
     BINDINGS = [
         Binding("j", "cursor_down", "Down", show=False, id="checklist.down"),
         Binding("k", "cursor_up", "Up", show=False, id="checklist.up"),
+        # DataTable's own home/end scroll sideways; here they go to the first/last row
+        Binding("home", "scroll_top", "Top", show=False, id="checklist.top"),
+        Binding("end", "scroll_bottom", "Bottom", show=False, id="checklist.bottom"),
     ]
 
 
@@ -61,7 +64,10 @@ class ChecklistPane(Pane):
         yield self.message_line()
         with Container(classes="split"):
             yield ChecklistTable(id="checklist-table", cursor_type="row")
-            yield Static("", id="checklist-detail", classes="detail", markup=False)
+            # scrollable: evidence, a note and the advice can outgrow 80x24's few lines
+            # (tab focuses it, the arrows scroll it)
+            with VerticalScroll(id="checklist-detail", classes="detail"):
+                yield Static("", id="checklist-detail-text", markup=False)
 
     def on_mount(self) -> None:
         width = self.app.size.width
@@ -179,8 +185,11 @@ class ChecklistPane(Pane):
         self._show_detail()
 
     def _show_detail(self) -> None:
-        detail = self.query_one("#checklist-detail", Static)
         key = self._selected_key()
+        detail = self.query_one("#checklist-detail-text", Static)
+        if key != getattr(self, "_detail_key", None):  # another item: start at its top
+            self._detail_key = key
+            self.query_one("#checklist-detail", VerticalScroll).scroll_home(animate=False)
         if key and key.startswith("phase:"):
             phase = int(key.split(":")[1])
             done, total = self.progress.get(phase, (0, 0))
@@ -191,11 +200,16 @@ class ChecklistPane(Pane):
         if item is None:
             detail.update("")
             return
+        # title, state and due date share one line: at 80x24 the detail box has 7 lines
+        # and the seed's advice (up to 4 of them) must still fit below evidence and note
         text = Text()
-        text.append(item.title + "\n", style="bold")
+        text.append(item.title, style="bold")
         state = {"done": "done", "skipped": "skipped", "open": "open"}.get(item.state, item.state)
         who = f" by {item.by}" if item.by else ""
-        text.append(f"{state}{who}")
+        text.append(f" — {state}{who}")
+        if item.due:
+            due = item.due.isoformat() if isinstance(item.due, dt.date) else str(item.due)
+            text.append(f" · due {due}")
         if item.provable:
             text.append(" · the engine checks this one", style="italic")
         text.append("\n")
@@ -205,9 +219,6 @@ class ChecklistPane(Pane):
         hint = getattr(item, "proof_hint", "")
         if item.provable and item.state != "done" and hint:
             text.append(hint[:1].upper() + hint[1:] + ".\n", style="italic")
-        if item.due:
-            due = item.due.isoformat() if isinstance(item.due, dt.date) else str(item.due)
-            text.append(f"Due: {due}\n")
         if item.note:
             text.append("Note: ", style="bold")
             text.append(item.note + "\n")

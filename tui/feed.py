@@ -24,7 +24,7 @@ from textual.widgets import DataTable, Static
 
 from core.events import ActionChanged, ArrivalSeen, Event
 
-from .base import Pane, cell, clip, person_error
+from .base import Pane, cell, clip, person_error, plain_style
 
 PAGE = 50
 #: the feed never holds more than this many rows in memory; older ones stay in SQLite
@@ -112,7 +112,7 @@ def action_text(actions: dict[str, str] | None, state: str | None,
         elif st == "pending":
             parts.append(f"{verb} queued")
         elif st == "failed":
-            parts.append(f"{verb} failed · t retry")
+            parts.append(f"{verb} failed (t)")  # fits the 18-column cell; help: t retries
         elif st == "cancelled":
             continue
         else:
@@ -126,6 +126,9 @@ class FeedTable(DataTable):
     BINDINGS = [
         Binding("j", "cursor_down", "Down", show=False, id="feed.down"),
         Binding("k", "cursor_up", "Up", show=False, id="feed.up"),
+        # DataTable's own home/end scroll sideways; here they go to the first/last row
+        Binding("home", "scroll_top", "Top", show=False, id="feed.top"),
+        Binding("end", "scroll_bottom", "Bottom", show=False, id="feed.bottom"),
     ]
 
 
@@ -205,8 +208,9 @@ class FeedPane(Pane):
     def _say_counts(self) -> None:
         c = self.counts
         if c and not self.pending:  # while an undo window is open its hint stays
+            switched = c.get("switched", 0)
             self.say(f"{c.get('unhandled', 0)} unhandled · {c.get('today', 0)} today · "
-                     f"{c.get('total', 0)} in all · {c.get('switched', 0)} senders switched")
+                     f"{c.get('total', 0)} in all · {switched} {'sender' if switched == 1 else 'senders'} switched")
 
     def _cells(self, a: Any) -> tuple[Text, ...]:
         pending = {p.kind: p.deadline - time.monotonic()
@@ -218,7 +222,8 @@ class FeedPane(Pane):
             cell(when(a.seen_at or a.date, self.now()), style),
             cell(who, style),
             cell(a.subject or "(no subject)", style),
-            cell(a.badge or "", BADGE_STYLES.get(a.badge or "", "") if not handled else "dim"),
+            cell(a.badge or "", plain_style(self.app, BADGE_STYLES.get(a.badge or "", ""))
+                 if not handled else "dim"),
             cell(action_text(a.actions, a.state, pending), "italic" if pending else style),
         )
 
@@ -233,12 +238,15 @@ class FeedPane(Pane):
                 for a in rows:
                     self._update_row(a.id)
             else:
+                at = table.cursor_row
                 table.clear()
                 for a in rows:
                     table.add_row(*self._cells(a), key=str(a.id))
                 self.order = ids
                 if selected in self.arrivals:
                     table.move_cursor(row=ids.index(selected), animate=False)
+                elif ids:  # the selected one left the page: stay where the cursor was
+                    table.move_cursor(row=min(at, len(ids) - 1), animate=False)
         self.refresh_bindings()
         if self.selected_id() != self.preview_id:
             self._preview()

@@ -20,11 +20,11 @@ import humanize
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Log, ProgressBar, Sparkline, Static
+from textual.widgets import DataTable, ProgressBar, RichLog, Sparkline, Static
 
 from core.events import Event, FolderProgress, JobProgress, LogLine
 
-from .base import Pane, cell
+from .base import Pane, cell, plain_style
 from .prompts import ConfirmScreen, TextPrompt
 
 COLUMNS = ("folder", "msgs", "size", "mps", "mbps", "eta", "state")
@@ -34,7 +34,38 @@ LOG_LINES = 500
 
 
 def size(n: int | float | None) -> str:
-    return humanize.naturalsize(n or 0, format="%.1f")
+    """'0 B', '512 B', '3.9 MB' — never humanize's '0 Bytes'."""
+    n = int(n or 0)
+    if n < 1000:
+        return f"{n} B"
+    return humanize.naturalsize(n, format="%.1f")
+
+
+def verify_sentence(f: Any) -> str:
+    """One sentence for a folder the verification found different (no dataclass repr)."""
+    label = folder_label(getattr(f, "source", "?"), getattr(f, "destination", ""))
+    src, dst = getattr(f, "source_count", None), getattr(f, "dest_count", None)
+    parts = [label + ":"]
+    if src is not None and dst is not None:
+        parts.append(f"{src:,} in the old mailbox, {dst:,} in the new;")
+    missing = list(getattr(f, "missing", []) or [])
+    extra = list(getattr(f, "extra", []) or [])
+    parts.append(f"{len(missing):,} missing")
+    if extra:
+        parts.append(f"and {len(extra):,} extra")
+    if missing:
+        first = missing[0]
+        subject = getattr(first, "subject", "") or "(no subject)"
+        parts.append(f"(e.g. '{subject[:40]}')")
+    details = getattr(f, "details", "")
+    if details:
+        parts.append(f"— {details}")
+    return " ".join(parts)
+
+
+#: how a verify row's state reads in the 9-column State cell
+VERIFY_STATES = {"running": "verifying", "copying": "verifying", "verified": "verified",
+                 "errors": "differs", "failed": "differs", "done": "verified"}
 
 
 def eta(seconds: float | None) -> str:
@@ -56,6 +87,9 @@ class MigrationTable(DataTable):
     BINDINGS = [
         Binding("j", "cursor_down", "Down", show=False, id="migration.down"),
         Binding("k", "cursor_up", "Up", show=False, id="migration.up"),
+        # DataTable's own home/end scroll sideways; here they go to the first/last row
+        Binding("home", "scroll_top", "Top", show=False, id="migration.top"),
+        Binding("end", "scroll_bottom", "Bottom", show=False, id="migration.bottom"),
     ]
 
 
@@ -70,6 +104,7 @@ class MigrationPane(Pane):
         Binding("v", "verify", "Verify", id="migration.verify"),
         Binding("b", "backup", "Back up", id="migration.backup"),
         Binding("c", "cancel", "Cancel", id="migration.cancel"),
+        Binding("l", "toggle_log", "Log", id="migration.log"),
     ]
 
     def __init__(self, **kwargs: Any) -> None:
@@ -85,6 +120,9 @@ class MigrationPane(Pane):
         self.folder_width = 30
         self.side_job = ""
         self._last_sample = 0.0
+        #: a folder's size from the plan / copy, kept when verify rows (which carry no
+        #: byte counts) replace the folder's row
+        self.known_bytes: dict[str, int] = {}
 
     def compose(self) -> ComposeResult:
         yield self.message_line()
@@ -94,15 +132,16 @@ class MigrationPane(Pane):
         yield Static("Nothing planned yet — p plans (dry run), s starts.", id="mig-summary",
                      markup=False)
         yield MigrationTable(id="mig-table", cursor_type="row")
-        yield Log(max_lines=LOG_LINES, id="mig-log")
+        # wraps: a verify or backup sentence must be readable at 80 columns
+        yield RichLog(max_lines=LOG_LINES, wrap=True, markup=False, id="mig-log")
 
     def on_mount(self) -> None:
         table = self.table
         width = self.app.size.width
-        self.folder_width = max(18, width - 62)
+        self.folder_width = max(17, width - 63)
         for key, label, w in (("folder", "Folder", self.folder_width), ("msgs", "Messages", 13),
                               ("size", "Size", 8), ("mps", "msg/s", 5), ("mbps", "MB/s", 5),
-                              ("eta", "ETA", 6), ("state", "State", 9)):
+                              ("eta", "ETA", 6), ("state", "State", 10)):
             table.add_column(label, key=key, width=w)
 
     @property
@@ -111,13 +150,15 @@ class MigrationPane(Pane):
 
     # -- state for the footer -----------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # keys that cannot act now leave the footer (False hides): every pane's keys
+        # then fit in 80 columns, and what the footer shows is what works
         running = self.busy == "migrate"
         if action == "pause":
-            return True if running else None
+            return running
         if action == "cancel":
-            return True if self.busy in ("migrate", "backup", "verify") else None
+            return self.busy in ("migrate", "backup", "verify")
         if action in ("plan", "start", "verify", "backup"):
-            return None if self.busy else True
+            return not self.busy
         return True
 
     def _set_busy(self, busy: str) -> None:
@@ -136,6 +177,8 @@ class MigrationPane(Pane):
             return
         rows = await self.attempt("migration", migration.folder_rows)
         for row in rows or []:
+            if row.total_bytes:
+                self.known_bytes[row.source] = row.total_bytes
             self.rows[row.source] = row
             self.dirty.add(row.source)
         state = getattr(migration, "state", "")
@@ -145,6 +188,12 @@ class MigrationPane(Pane):
             self.refresh_bindings()
         if rows:
             self._summarize_rows()
+            if not self.busy and self.job is not None:
+                if self.job.state == "done":
+                    self.say("Everything planned is copied — v verifies, s copies what arrived since.")
+                else:
+                    self.say("The last migration stopped before the end — s resumes "
+                             "(nothing is copied twice).")
         self.flush()
 
     def _summarize_rows(self) -> None:
@@ -152,7 +201,11 @@ class MigrationPane(Pane):
         done = sum(r.done_messages for r in self.rows.values())
         tbytes = sum(r.total_bytes for r in self.rows.values())
         dbytes = sum(r.done_bytes for r in self.rows.values())
-        state = ("paused" if self.paused else "running") if self.busy else "stopped"
+        if self.busy:
+            state = "paused" if self.paused else "running"
+        else:
+            finished = all(r.state in ("done", "verified") for r in self.rows.values())
+            state = "done" if finished and done >= total else "stopped"
         self.job = JobProgress(job="migrate", state=state,
                                total_messages=total, total_bytes=tbytes,
                                done_messages=done, done_bytes=dbytes)
@@ -160,7 +213,7 @@ class MigrationPane(Pane):
 
     # -- events -------------------------------------------------------------------------
     def handle_events(self, events: list[Event]) -> None:
-        log = self.query_one("#mig-log", Log)
+        log = self.query_one("#mig-log", RichLog)
         for event in events:
             if isinstance(event, FolderProgress):
                 if event.job not in ("migrate", "verify"):
@@ -169,9 +222,13 @@ class MigrationPane(Pane):
                     self.side_job = f"{event.job} {event.source}: {event.done_messages:,}/{event.total_messages:,}"
                     self.job_dirty = True
                     continue
+                if event.total_bytes:
+                    self.known_bytes[event.source] = event.total_bytes
                 self.rows[event.source] = event
                 self.dirty.add(event.source)
             elif isinstance(event, JobProgress):
+                if event.job not in ("migrate", "verify", "backup", "import", "plan"):
+                    continue  # e.g. the correspondents' history scan: not this pane's job
                 self.job = event
                 self.job_dirty = True
                 self.paused = event.state == "paused"
@@ -181,7 +238,7 @@ class MigrationPane(Pane):
                     self.spark.append(event.bytes_per_s / 1e6 if event.state == "running" else 0.0)
             elif isinstance(event, LogLine):
                 stamp = self.now().strftime("%H:%M:%S")
-                log.write_line(f"{stamp} {event.level:<7} {event.text}")
+                log.write(f"{stamp} {event.level:<7} {event.text}")
 
     def flush(self) -> None:
         if not self.visible_now or not (self.dirty or self.job_dirty):
@@ -191,14 +248,18 @@ class MigrationPane(Pane):
             self._flush_job()
 
     def _cells(self, row: FolderProgress) -> tuple[str, ...]:
-        state = row.state if row.job == "migrate" else f"{row.job} {row.state}"
-        if row.errors:
-            state += f" ({row.errors} err)"
+        if row.job == "verify":
+            state = VERIFY_STATES.get(row.state, row.state)
+        else:
+            state = row.state if row.job == "migrate" else f"{row.job} {row.state}"
+        if row.errors and row.job != "verify":  # a verify row's Messages cell says it
+            state = f"{row.errors:,} errors" if state in ("done", "errors") else state
         copying = row.state in ("copying", "running")
         return (
             folder_label(row.source, row.destination),
             f"{row.done_messages:,}/{row.total_messages:,}",
-            size(row.total_bytes) if row.total_bytes else (size(row.done_bytes) if row.done_bytes else ""),
+            size(row.total_bytes or self.known_bytes.get(row.source) or row.done_bytes)
+            if (row.total_bytes or self.known_bytes.get(row.source) or row.done_bytes) else "",
             f"{row.msgs_per_s:.0f}" if copying else "",
             f"{row.bytes_per_s / 1e6:.1f}" if copying else "",
             eta(row.eta_s) if copying else "",
@@ -211,7 +272,7 @@ class MigrationPane(Pane):
             row = self.rows[source]
             cells = self._cells(row)
             old = self.rendered.get(source)
-            styles = ["", "", "", "", "", "", _state_style(row.state)]
+            styles = ["", "", "", "", "", "", plain_style(self.app, _state_style(row.state))]
             if old is None:
                 table.add_row(*(cell(v, s) for v, s in zip(cells, styles)), key=source)
             else:
@@ -229,23 +290,39 @@ class MigrationPane(Pane):
         bar = self.query_one("#mig-progress", ProgressBar)
         bar.update(total=max(job.total_messages, 1), progress=job.done_messages)
         self.query_one("#mig-spark", Sparkline).data = list(self.spark)
-        parts = [f"{job.job}: {job.done_messages:,}/{job.total_messages:,} msgs",
-                 f"{size(job.done_bytes)} of {size(job.total_bytes)}"]
+        # verify counts folders, not messages; 80 columns: the line stays one line
+        unit = "folders" if job.job == "verify" else "msgs"
+        parts = [f"{job.job} {job.state}: {job.done_messages:,}/{job.total_messages:,} {unit}"]
+        if job.total_bytes:
+            parts.append(f"{size(job.done_bytes)} of {size(job.total_bytes)}")
         if job.state == "running" and job.msgs_per_s:
-            parts += [f"{job.msgs_per_s:.0f} msg/s", f"{job.bytes_per_s / 1e6:.1f} MB/s"]
+            rate = f"{job.msgs_per_s:.0f} msg/s"
+            if self.app.size.width >= 100:
+                rate += f" {job.bytes_per_s / 1e6:.1f} MB/s"
+            parts.append(rate)
             if job.eta_s is not None:
                 parts.append(f"ETA {eta(job.eta_s)}")
-        parts.append(job.state)
-        if job.detail:
+        if job.detail and job.job != "backup":  # a backup's detail is its directory: said above
             parts.append(job.detail)
         if self.side_job and job.job != "migrate" and job.state == "running":
             parts.append(self.side_job)
         self.query_one("#mig-summary", Static).update(" · ".join(parts))
 
     # -- actions ------------------------------------------------------------------------
+    def action_toggle_log(self) -> None:
+        """Show or hide the log (hidden at first on narrow screens, where '(see log)'
+        would otherwise point nowhere)."""
+        log = self.query_one("#mig-log", RichLog)
+        log.styles.display = "none" if log.display else "block"
+        if log.display:
+            log.scroll_end(animate=False)
+
+    def _see_log(self) -> str:
+        return "see the log" if self.query_one("#mig-log", RichLog).display else "l shows the log"
+
     def _log(self, text: str) -> None:
         stamp = self.now().strftime("%H:%M:%S")
-        self.query_one("#mig-log", Log).write_line(f"{stamp} {text}")
+        self.query_one("#mig-log", RichLog).write(f"{stamp} {text}")
 
     def action_plan(self) -> None:
         if not self.busy:
@@ -264,11 +341,13 @@ class MigrationPane(Pane):
         if plan is None:
             return
         for folder in plan.folders:
+            if folder.bytes:
+                self.known_bytes[folder.source] = folder.bytes
             self.rows[folder.source] = FolderProgress(
                 job="migrate", source=folder.source, destination=folder.destination,
                 state="planned", total_messages=folder.messages, total_bytes=folder.bytes)
             self.dirty.add(folder.source)
-            why = f" ({folder.reason})" if folder.reason else ""
+            why = f" — {folder.reason}" if folder.reason else ""
             self._log(f"plan    {folder_label(folder.source, folder.destination)}: "
                       f"{folder.messages:,} messages, {size(folder.bytes)}{why}")
         self.job = JobProgress(job="plan", state="planned", total_messages=plan.total_messages,
@@ -293,6 +372,14 @@ class MigrationPane(Pane):
         finally:
             self._set_busy("")
         if summary is not None:
+            if getattr(summary, "cancelled", False):
+                # the engine's sentence starts with "cancelled — "
+                self.say(f"Migration stopped: {_describe(summary).removeprefix('cancelled — ')}"
+                         " — s resumes.")
+                self._log(f"migration stopped: {_describe(summary)}")
+                self.sapp.notify("Migration cancelled; what is copied stays copied.",
+                                 title="Migration")
+                return
             self.say(f"Migration finished: {_describe(summary)}")
             self._log(f"migration finished: {_describe(summary)}")
             self.sapp.notify("Migration finished.", title="Migration")
@@ -347,11 +434,11 @@ class MigrationPane(Pane):
         folders = list(getattr(report, "folders", []) or [])
         bad = [f for f in folders if not getattr(f, "ok", True)]
         for f in bad:
-            self._log(f"verify  {_describe(f)}")
+            self._log(f"verify  {verify_sentence(f)}")
         if report.ok:
             text = f"Verified: all {len(folders)} folders match."
         else:
-            text = f"Verification found differences in {len(bad)} of {len(folders)} folders (see log)."
+            text = f"Verification found differences in {len(bad)} of {len(folders)} folders ({self._see_log()})."
         self.say(text, error=not report.ok)
         self.sapp.notify(text, title="Verify", severity="information" if report.ok else "warning")
 
@@ -385,9 +472,12 @@ class MigrationPane(Pane):
                 check = await self.attempt("backup verify", lambda: backups.verify_backup(root))
                 if check is not None:
                     ok = getattr(check, "ok", True)
-                    self.say(f"Backup in {root}: " + ("verified." if ok else "verification failed (see log)."),
+                    self.say(f"Backup in {root}: " + ("verified." if ok else
+                                                     f"{_describe(check)} ({self._see_log()})."),
                              error=not ok)
                     self._log(f"backup verify  {_describe(check)}")
+                    for problem in list(getattr(check, "problems", []) or [])[:50]:
+                        self._log(f"backup verify  {problem}")
         finally:
             self._set_busy("")
 

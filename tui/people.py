@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Static
 
 from core.events import ActionChanged, ArrivalSeen, Event
 
-from .base import Pane, cell
+from .base import Pane, cell, plain_style
 from .feed import when
 from .prompts import TextPrompt
 
@@ -42,6 +42,9 @@ class PeopleTable(DataTable):
     BINDINGS = [
         Binding("j", "cursor_down", "Down", show=False, id="people.down"),
         Binding("k", "cursor_up", "Up", show=False, id="people.up"),
+        # DataTable's own home/end scroll sideways; here they go to the first/last row
+        Binding("home", "scroll_top", "Top", show=False, id="people.top"),
+        Binding("end", "scroll_bottom", "Bottom", show=False, id="people.bottom"),
     ]
 
 
@@ -71,7 +74,13 @@ class PeoplePane(Pane):
         width = self.app.size.width
         wide = width >= 110
         table = self.table
-        table.add_column("Address", key="address", width=30 if wide else 24)
+        # narrow: the address takes what the fixed columns leave (5 columns' padding and the
+        # scrollbar: 12); wide: a name column beside it
+        if wide:  # 7 columns' padding (14) and the scrollbar (2) around the fixed widths
+            address_w = max(30, width - 16 - (20 + 5 + 5 + 5 + 4 + 18))
+        else:
+            address_w = max(24, width - 12 - 15 - 18)
+        table.add_column("Address", key="address", width=address_w)
         if wide:
             table.add_column("Name", key="name", width=20)
         table.add_column("From", key="from", width=5)
@@ -79,8 +88,8 @@ class PeoplePane(Pane):
         table.add_column("Last", key="last", width=5)
         if wide:
             table.add_column("Lang", key="lang", width=4)
-        fixed = 30 + 20 + 5 + 5 + 5 + 4 + 14 if wide else 24 + 5 + 5 + 5 + 10
-        table.add_column("Status", key="status", width=max(12, width - fixed - 2))
+        status_w = 18
+        table.add_column("Status", key="status", width=status_w)
 
     @property
     def table(self) -> DataTable:
@@ -124,12 +133,12 @@ class PeoplePane(Pane):
             line.update(f"Auto-reply: unknown ({str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__})")
             return
         if not status.supported:
-            text = "Auto-reply: the old server offers no ManageSieve; switchover's reminders cover it while it runs"
+            text = "Auto-reply: no ManageSieve on the old server; switchover's reminders stand in"
         elif status.active:
             text = f"Auto-reply: active ({status.script_name})"
         else:
             text = "Auto-reply: off — `switchover autoreply on` installs it"
-        if status.detail:
+        if status.detail and status.supported:  # unsupported: the detail repeats the above
             text += f" · {status.detail}"
         line.update(text)
 
@@ -142,7 +151,8 @@ class PeoplePane(Pane):
                    cell(when(c.last_seen, self.now(), with_time=False))]
         if wide:
             values.append(cell(c.language or ""))
-        values.append(cell(marks(c), "dim" if c.automated else ("green" if c.switched else "")))
+        values.append(cell(marks(c), plain_style(self.app, "dim" if c.automated
+                                                  else ("green" if c.switched else ""))))
         return values
 
     def _show(self, rows: list[Any]) -> None:

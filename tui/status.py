@@ -8,15 +8,17 @@ import datetime as dt
 from rich.text import Text
 from textual.widgets import Static
 
+from .base import plain_style
+
 # state → (mark, style); the mark carries the meaning when colour is off
 _STATES = {
     "connected": ("●", "green"),
     "idle": ("●", "green"),
     "connecting": ("○", "yellow"),
     "reconnecting": ("○", "yellow"),
-    "auth failed": ("✗", "red"),
-    "offline": ("✗", "red"),
-    "no password": ("✗", "yellow"),
+    "auth failed": ("✗", "bold red"),
+    "offline": ("✗", "bold red"),
+    "no password": ("✗", "bold yellow"),
 }
 
 
@@ -83,7 +85,7 @@ class StatusLine(Static):
             state = self.connections.get(side, "unknown")
             mark, style = _STATES.get(state, ("?", "dim"))
             line.append(f"{side} ")
-            line.append(f"{mark} {state}", style=style)
+            line.append(f"{mark} {state}", style=plain_style(self.app, style))
             line.append(" │ " if narrow else "  ", style="dim")
         if not narrow:
             line.append("│ ", style="dim")
