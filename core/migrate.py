@@ -143,6 +143,9 @@ class FolderRun:
         state = "paused" if paused and self.state == "copying" else self.state
         if state == "copying" and done == 0 and self.total_messages:
             state = "queued"   # planned, waiting for a connection: nothing copied yet
+        elif state == "copying" and done >= self.total_messages:
+            # every message accounted for; the run records the final state when it ends
+            state = "errors" if (self.refused or self.errors) else "done"
         return FolderProgress(job="migrate", source=self.source, destination=self.destination,
                               state=state, total_messages=self.total_messages,
                               total_bytes=self.total_bytes, done_messages=done,
