@@ -181,27 +181,34 @@ class Actions:
                 raise SwitchoverError(f"Arrival {arrival_id} has no sender address to remind.")
             mid = new_message_id(cfg.identity.old_address)
         now = time.time()
+        action_id, new = await self._insert_live(arrival_id, kind, now + wait, recipient, mid, int(auto))
+        if new:
+            self.engine.publish(ActionChanged(action_id, arrival_id, kind, "pending",
+                                              f"in {wait:.0f} s" if wait else ""))
+            self._poke()
+        return action_id
+
+    async def _insert_live(self, arrival_id: int, kind: str, not_before: float,
+                           recipient: str | None, mid: str | None, auto: int) -> tuple[int, bool]:
+        """Insert a pending action unless one for this arrival and kind is already live
+        (pending, running or done); returns (id of the live action, whether it is new).
+        One statement: SQLite serializes writers, so two presses (or two processes)
+        cannot both insert a live row."""
         db = self.engine.store.db
-        # One statement: SQLite serializes writers, so two presses (or two processes)
-        # cannot both insert a live row.
         cur = await db.execute(
             "INSERT INTO actions (arrival_id, kind, state, requested, not_before, recipient, "
             "sent_message_id, auto) SELECT ?, ?, 'pending', ?, ?, ?, ?, ? WHERE NOT EXISTS "
             "(SELECT 1 FROM actions WHERE arrival_id=? AND kind=? AND state IN "
             "('pending', 'running', 'done'))",
-            (arrival_id, kind, now, now + wait, recipient, mid, int(auto), arrival_id, kind))
+            (arrival_id, kind, time.time(), not_before, recipient, mid, auto, arrival_id, kind))
         await db.commit()
         if cur.rowcount == 1:
-            action_id = int(cur.lastrowid)
-            self.engine.publish(ActionChanged(action_id, arrival_id, kind, "pending",
-                                              f"in {wait:.0f} s" if wait else ""))
-            self._poke()
-            return action_id
+            return int(cur.lastrowid), True
         row = await self.engine.store.fetchone(
             "SELECT id FROM actions WHERE arrival_id=? AND kind=? AND state IN "
             "('pending', 'running', 'done') ORDER BY id DESC LIMIT 1", (arrival_id, kind))
         assert row is not None
-        return int(row["id"])
+        return int(row["id"]), False
 
     async def cancel(self, action_id: int) -> bool:
         """Undo: only a pending action (nothing has been sent yet)."""
@@ -221,27 +228,13 @@ class Actions:
         if row["state"] not in ("failed", "cancelled"):
             raise SwitchoverError(f"Action {action_id} is {row['state']}; only a failed or "
                                   f"cancelled action can be retried.")
-        now = time.time()
-        db = self.engine.store.db
         # Same guard as request: no second live row; the same Message-ID, so a failure
         # that was in fact delivered reads as one message at the recipient.
-        cur = await db.execute(
-            "INSERT INTO actions (arrival_id, kind, state, requested, not_before, recipient, "
-            "sent_message_id, auto) SELECT ?, ?, 'pending', ?, ?, ?, ?, ? WHERE NOT EXISTS "
-            "(SELECT 1 FROM actions WHERE arrival_id=? AND kind=? AND state IN "
-            "('pending', 'running', 'done'))",
-            (row["arrival_id"], row["kind"], now, now, row["recipient"], row["sent_message_id"],
-             row["auto"], row["arrival_id"], row["kind"]))
-        await db.commit()
-        if cur.rowcount != 1:
-            live = await self.engine.store.fetchone(
-                "SELECT id FROM actions WHERE arrival_id=? AND kind=? AND state IN "
-                "('pending', 'running', 'done') ORDER BY id DESC LIMIT 1",
-                (row["arrival_id"], row["kind"]))
-            return int(live["id"]) if live else action_id
-        new_id = int(cur.lastrowid)
-        self.engine.publish(ActionChanged(new_id, row["arrival_id"], row["kind"], "pending", "retry"))
-        self._poke()
+        new_id, new = await self._insert_live(row["arrival_id"], row["kind"], time.time(),
+                                              row["recipient"], row["sent_message_id"], row["auto"])
+        if new:
+            self.engine.publish(ActionChanged(new_id, row["arrival_id"], row["kind"], "pending", "retry"))
+            self._poke()
         return new_id
 
     # -- running ------------------------------------------------------------------------
