@@ -17,10 +17,12 @@ import asyncio
 import collections
 import datetime as dt
 import email.utils
+import re
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import imapclient
 
@@ -276,6 +278,7 @@ class Monitor:
         Ends IDLE before returning (DONE's answer also proves the connection lives)."""
         client.idle()
         grew = False
+        unpatch = _literal_safe_lines(client)
         try:
             end = time.monotonic() + max_seconds
             while not self._stop_flag.is_set() and time.monotonic() < end:
@@ -293,7 +296,10 @@ class Monitor:
                 if not responses and time.monotonic() - t0 < 0.05:
                     break
         finally:
-            client.idle_done()
+            try:
+                client.idle_done()
+            finally:
+                unpatch()
         return grew
 
     # -- catching up ------------------------------------------------------------------------
@@ -652,3 +658,61 @@ def _arrival(r: Any, actions: dict[str, str]) -> Arrival:
                    subject=r["subject"] or "", date=date, seen_at=r["seen_at"], badge=r["badge"] or "",
                    state=r["state"], language=r["language"] or "", preview=r["preview"] or "",
                    actions=actions, size=r["size"] or 0, uidvalidity=r["uidvalidity"])
+
+
+_RESPONSE_START = re.compile(rb"^(\* |\+|[A-Za-z0-9.]+ (OK|NO|BAD|BYE|PREAUTH)\b)")
+
+
+def _literal_safe_lines(client: imapclient.IMAPClient) -> "Callable[[], None]":
+    """Make the connection's line reader robust while IDLE runs.
+
+    imapclient's idle_check reads with the socket non-blocking, one line at a time, and
+    then parses each line alone. That loses sync when a server writes a response in
+    pieces (a partial line arrives: "unterminated line") or sends one carrying a literal
+    (the literal and the rest of the line would be read as new responses) — pymap does
+    both, and so can any server over a slow link. The patched reader waits for a line
+    that has begun to arrive, consumes literals whole (NIL takes their place: the monitor
+    only needs to know that something happened), and turns a line that is no IMAP
+    response into a harmless untagged OK. Returns the function that removes the patch.
+    """
+    imap = client._imap
+    original = imap._get_line
+
+    def whole(read: "Callable[[], Any]") -> Any:
+        sock = client.socket()
+        mode = sock.gettimeout()
+        if mode != 0.0:
+            return read()
+        sock.settimeout(30.0)   # it has begun to arrive: the rest follows
+        try:
+            return read()
+        finally:
+            sock.setblocking(False)
+
+    def get_line() -> bytes:
+        if client.socket().gettimeout() == 0.0:
+            try:
+                ready = imap.file.peek(1)
+            except ssl.SSLWantReadError:
+                ready = b""
+            if not ready:
+                # nothing buffered or on the socket now (or EOF): ends idle_check's loop
+                raise BlockingIOError("no IDLE response waiting")
+        line = whole(original)
+        while line.endswith(b"}") and b"{" in line:
+            head, _, size = line.rpartition(b"{")
+            size = size[:-1].rstrip(b"+")
+            if not size.isdigit():
+                break
+            whole(lambda: imap.read(int(size)))
+            line = head + b"NIL" + whole(original)
+        if not _RESPONSE_START.match(line):
+            return b"* OK [switchover] ignored a malformed line"
+        return line
+
+    imap._get_line = get_line
+
+    def unpatch() -> None:
+        imap.__dict__.pop("_get_line", None)
+
+    return unpatch

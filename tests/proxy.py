@@ -1,6 +1,6 @@
 """A threaded TCP proxy on loopback that adds latency or cuts connections.
 
-Owns: ``Proxy(target_host, target_port, delay=0.0, drop_after_bytes=None)``. Each
+Owns: ``Proxy(target_host, target_port, delay=0.0, drop_after_bytes=None, fragment=None)``. Each
 direction of each connection has a reader thread that stamps chunks with their arrival
 time and a writer thread that releases each chunk ``delay`` seconds later, so latency is
 added per direction without serializing round trips (pipelined commands stay
@@ -68,7 +68,13 @@ class _Pipe:
                         self.conn.count(False, room)
                         self.conn.close()
                         return
-                self.dst.sendall(data)
+                if not self.upstream and proxy.fragment:
+                    # a slow link: the client sees responses arrive in small pieces
+                    for i in range(0, len(data), proxy.fragment):
+                        self.dst.sendall(data[i:i + proxy.fragment])
+                        time.sleep(0.002)
+                else:
+                    self.dst.sendall(data)
                 self.conn.count(self.upstream, len(data))
         except OSError:
             pass
@@ -136,9 +142,10 @@ class Proxy:
     """Listens on 127.0.0.1:<port> and forwards to target with optional delay / drops."""
 
     def __init__(self, target_host: str, target_port: int, delay: float = 0.0,
-                 drop_after_bytes: int | None = None) -> None:
+                 drop_after_bytes: int | None = None, fragment: int | None = None) -> None:
         self.target = (target_host, target_port)
         self.delay = delay                       # seconds, each direction
+        self.fragment = fragment                 # server -> client in pieces of this many bytes
         self.drop_after_bytes = drop_after_bytes  # per connection, server -> client
         self.bytes_up = 0                        # client -> server, all connections
         self.bytes_down = 0                      # server -> client

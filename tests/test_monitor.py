@@ -110,6 +110,32 @@ async def test_idle_arrival_within_a_second(engine: Engine, mailserver: Any, old
         c.logout()
 
 
+async def test_idle_survives_responses_arriving_in_pieces(tmp_path: Path, mailserver: Any,
+                                                          old_user: Any, new_user: Any) -> None:
+    """Over a slow link (or from pymap) an untagged response arrives in pieces while the
+    monitor idles; it must wait for the whole line instead of losing sync and reconnecting."""
+    with Proxy(mailserver.host, mailserver.imap_port, fragment=3) as proxy:
+        path = write_config(tmp_path, old_user=old_user, new_user=new_user, server=mailserver,
+                            old={"imap": {"host": proxy.host, "port": proxy.port, "security": "none"}})
+        engine = await Engine.open(load_config(path))
+        try:
+            events = Events(engine)
+            task, stop = await start(engine, events)
+            try:
+                await events.wait(lambda: engine.connection_state["old"] == "connected")
+                for i in range(3):
+                    await asyncio.to_thread(deliver, mailserver, old_user,
+                                            make_mail(f"p{i}@customer.com", old_user.address, f"Piece {i}"))
+                    await events.wait(lambda: len(events.arrivals()) == i + 1, timeout=10)
+                states = [e.state for _, e in events.items
+                          if isinstance(e, ConnectionState) and e.side == "old"]
+                assert "reconnecting" not in states, states
+            finally:
+                await finish(task, stop)
+        finally:
+            await engine.close()
+
+
 async def test_polling_mode(engine: Engine, mailserver: Any, old_user: Any) -> None:
     engine.monitor.use_idle = False
     engine.monitor.poll_seconds = 0.3
