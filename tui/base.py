@@ -11,10 +11,24 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import Static
 
 from core.events import Event
+
+
+def table_keys(pane: str) -> list[Binding]:
+    """The keys every pane's table shares: j/k beside the arrows, and home/end to the
+    first/last row (DataTable's own home/end scroll sideways). Ids stay per pane so each
+    can be remapped on its own."""
+    return [
+        Binding("j", "cursor_down", "Down", show=False, id=f"{pane}.down"),
+        Binding("k", "cursor_up", "Up", show=False, id=f"{pane}.up"),
+        Binding("home", "scroll_top", "Top", show=False, id=f"{pane}.top"),
+        Binding("end", "scroll_bottom", "Bottom", show=False, id=f"{pane}.bottom"),
+    ]
+
 
 if TYPE_CHECKING:
     from .app import SwitchoverApp

@@ -21,7 +21,7 @@ from textual.widgets import DataTable, Static
 
 from core.events import ChecklistChanged, Event
 
-from .base import Pane, cell, clip, person_error
+from .base import Pane, cell, clip, person_error, table_keys
 from .prompts import TextPrompt
 
 PHASES = {
@@ -34,13 +34,7 @@ MARKS = {"done": "[x]", "skipped": "[-]", "open": "[ ]"}
 
 
 class ChecklistTable(DataTable):
-    BINDINGS = [
-        Binding("j", "cursor_down", "Down", show=False, id="checklist.down"),
-        Binding("k", "cursor_up", "Up", show=False, id="checklist.up"),
-        # DataTable's own home/end scroll sideways; here they go to the first/last row
-        Binding("home", "scroll_top", "Top", show=False, id="checklist.top"),
-        Binding("end", "scroll_bottom", "Bottom", show=False, id="checklist.bottom"),
-    ]
+    BINDINGS = table_keys("checklist")
 
 
 class ChecklistPane(Pane):

@@ -24,7 +24,7 @@ from textual.widgets import DataTable, Static
 
 from core.events import ActionChanged, ArrivalSeen, Event
 
-from .base import Pane, cell, clip, person_error, plain_style
+from .base import Pane, cell, clip, person_error, plain_style, table_keys
 
 PAGE = 50
 #: the feed never holds more than this many rows in memory; older ones stay in SQLite
@@ -123,13 +123,7 @@ def action_text(actions: dict[str, str] | None, state: str | None,
 
 
 class FeedTable(DataTable):
-    BINDINGS = [
-        Binding("j", "cursor_down", "Down", show=False, id="feed.down"),
-        Binding("k", "cursor_up", "Up", show=False, id="feed.up"),
-        # DataTable's own home/end scroll sideways; here they go to the first/last row
-        Binding("home", "scroll_top", "Top", show=False, id="feed.top"),
-        Binding("end", "scroll_bottom", "Bottom", show=False, id="feed.bottom"),
-    ]
+    BINDINGS = table_keys("feed")
 
 
 class FeedPane(Pane):

@@ -24,7 +24,7 @@ from textual.widgets import DataTable, ProgressBar, RichLog, Sparkline, Static
 
 from core.events import Event, FolderProgress, JobProgress, LogLine
 
-from .base import Pane, cell, plain_style
+from .base import Pane, cell, plain_style, table_keys
 from .prompts import ConfirmScreen, TextPrompt
 
 COLUMNS = ("folder", "msgs", "size", "mps", "mbps", "eta", "state")
@@ -84,13 +84,7 @@ def folder_label(source: str, destination: str) -> str:
 
 
 class MigrationTable(DataTable):
-    BINDINGS = [
-        Binding("j", "cursor_down", "Down", show=False, id="migration.down"),
-        Binding("k", "cursor_up", "Up", show=False, id="migration.up"),
-        # DataTable's own home/end scroll sideways; here they go to the first/last row
-        Binding("home", "scroll_top", "Top", show=False, id="migration.top"),
-        Binding("end", "scroll_bottom", "Bottom", show=False, id="migration.bottom"),
-    ]
+    BINDINGS = table_keys("migration")
 
 
 class MigrationPane(Pane):

@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Static
 
 from core.events import ActionChanged, ArrivalSeen, Event
 
-from .base import Pane, cell, plain_style
+from .base import Pane, cell, plain_style, table_keys
 from .feed import when
 from .prompts import TextPrompt
 
@@ -39,13 +39,7 @@ def marks(c: Any) -> str:
 
 
 class PeopleTable(DataTable):
-    BINDINGS = [
-        Binding("j", "cursor_down", "Down", show=False, id="people.down"),
-        Binding("k", "cursor_up", "Up", show=False, id="people.up"),
-        # DataTable's own home/end scroll sideways; here they go to the first/last row
-        Binding("home", "scroll_top", "Top", show=False, id="people.top"),
-        Binding("end", "scroll_bottom", "Bottom", show=False, id="people.bottom"),
-    ]
+    BINDINGS = table_keys("people")
 
 
 class PeoplePane(Pane):
