@@ -50,6 +50,12 @@ class Account:
     #: ManageSieve (RFC 5804) endpoint when set in the config; core/autoreply.py falls
     #: back to the IMAP host, port 4190
     sieve: Endpoint | None = None
+    #: daily byte caps (rolling 24 h) and the largest message accepted; None = no limit.
+    #: Default: the provider's values (core/providers.py); overridden per account by
+    #: daily_download_mb / daily_upload_mb / max_message_mb (0 = no limit)
+    daily_download_bytes: int | None = None
+    daily_upload_bytes: int | None = None
+    max_message_bytes: int | None = None
 
     @property
     def uses_oauth2(self) -> bool:
@@ -267,7 +273,8 @@ class _Reader:
 
 
 ACCOUNT_KEYS = {"provider", "imap", "smtp", "username", "password_env", "password_command",
-                "oauth2_token_command", "password", "tls_verify", "max_connections", "sieve"}
+                "oauth2_token_command", "password", "tls_verify", "max_connections", "sieve",
+                "daily_download_mb", "daily_upload_mb", "max_message_mb"}
 ENDPOINT_KEYS = {"host", "port", "security"}
 
 
@@ -325,7 +332,19 @@ def _account(r: _Reader, data: Any, side: str, warnings: list[str], file_mode: i
         oauth2_token_command=r.string(d, side, "oauth2_token_command"),
         password=password, tls_verify=tls_verify,
         max_connections=r.integer(d, side, "max_connections", prov.max_connections, 1, 50),
+        daily_download_bytes=_cap(r, d, side, "daily_download_mb", prov.daily_download_bytes),
+        daily_upload_bytes=_cap(r, d, side, "daily_upload_mb", prov.daily_upload_bytes),
+        max_message_bytes=_cap(r, d, side, "max_message_mb", prov.max_message_bytes),
     )
+
+
+def _cap(r: _Reader, d: dict, side: str, name: str, default: int | None) -> int | None:
+    """A size limit in MB (10**6 bytes, fractions allowed) → bytes; 0 = no limit; unset =
+    the provider's value."""
+    if d.get(name) is None:
+        return default
+    mb = r.number(d, side, name, 0.0)
+    return int(mb * 10**6) or None
 
 
 TOP_KEYS = {"identity", "old", "new", "state", "migration", "transition"}

@@ -39,7 +39,7 @@ class FolderProgress(Event):
     job: str                 # "migrate" | "backup" | "import" | "verify"
     source: str
     destination: str
-    state: str               # planned | copying | done | verified | errors | paused | skipped
+    state: str               # planned | queued | copying | waiting (daily cap) | done | verified | errors | paused | skipped
     total_messages: int
     total_bytes: int
     done_messages: int = 0

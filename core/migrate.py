@@ -21,6 +21,13 @@ How a run works (issue 2 "The copy", issue 3 speed):
   with LITERAL+ where offered, else pipelined single APPENDs; bytes untouched, flags
   (minus \\Recent) and INTERNALDATE as the source gave them; APPENDUID results go to
   SQLite in one transaction per batch. A shared byte budget bounds the bodies in memory.
+* Daily byte caps (core/quota.py; Gmail: 2,500 MB/day download, 500 MB/day upload):
+  before a batch is fetched it is counted against a rolling window; when the window is
+  full the lanes wait (pause- and cancel-aware) until enough of it expires, one LogLine
+  says until when, and the folders with work left show the state ``waiting`` (the job
+  stays ``running``). The ETA adds the wait (see core/quota.py). Without caps (custom
+  provider, or 0 in the config) no check runs at all. A message bigger than the new
+  account's ``max_message_bytes`` is recorded as refused without an upload.
 * A refused message (NO) is recorded with the server's words and the run goes on. A
   dropped connection reconnects with backoff (the server's hint when throttled); if it
   broke during an APPEND, the destination folder is planned again after the pass.
@@ -39,6 +46,7 @@ from . import imap as imapmod
 from .errors import AuthError, ConnectError, FolderError, SwitchoverError
 from .events import ConnectionState, FolderProgress, JobProgress, LogLine
 from .imapwire import ConnectionLost, Selected, Wire, WireError, mailbox, uid_set
+from .quota import Cap, DailyQuota
 from .transfer import (LOST, Conn, SrcMsg, append_batch, batches, body_into, create_many, dst_side,
                        DstLost, identify, probe_many, read_many, fetch_bodies)
 
@@ -126,7 +134,7 @@ class FolderRun:
     window: deque = field(default_factory=lambda: deque(maxlen=40))
     published: tuple = ()
 
-    def progress(self, paused: bool = False) -> FolderProgress:
+    def progress(self, paused: bool = False, quota: DailyQuota | None = None) -> FolderProgress:
         now = time.monotonic()
         self.window.append((now, self.copied, self.copied_bytes))
         while len(self.window) > 2 and now - self.window[0][0] > 5.0:
@@ -138,7 +146,9 @@ class FolderRun:
         done = self.present + self.copied + self.refused
         eta = None
         left_b = max(0, self.total_bytes - self.present_bytes - self.copied_bytes)
-        if self.state == "copying" and bps > 0:
+        if self.state == "copying" and quota is not None:
+            eta = quota.eta(left_b, bps)
+        elif self.state == "copying" and bps > 0:
             eta = left_b / bps
         state = "paused" if paused and self.state == "copying" else self.state
         if state == "copying" and done == 0 and self.total_messages:
@@ -146,6 +156,8 @@ class FolderRun:
         elif state == "copying" and done >= self.total_messages:
             # every message accounted for; the run records the final state when it ends
             state = "errors" if (self.refused or self.errors) else "done"
+        if state in ("copying", "queued") and quota is not None and quota.waiting_until:
+            state = "waiting"  # the daily cap is reached: copying resumes when the window frees
         return FolderProgress(job="migrate", source=self.source, destination=self.destination,
                               state=state, total_messages=self.total_messages,
                               total_bytes=self.total_bytes, done_messages=done,
@@ -218,6 +230,11 @@ class Migration:
         self._fatal: BaseException | None = None
         self._n_lanes = 1
         self._budget = ByteBudget(MEMORY_BUDGET)
+        #: daily caps of the run (None: no cap, no check); window length in seconds
+        #: (None = 24 h; tests use a few seconds)
+        self._quota: DailyQuota | None = None
+        self.quota_window: float | None = None
+        self._max_message: int | None = None
 
     # -- controls -------------------------------------------------------------------------
     def pause(self) -> None:
@@ -237,6 +254,8 @@ class Migration:
             self._cancel = True
             self.state = "cancelling"
             self._gate.set()
+            if self._quota is not None:
+                self._quota.wake()
 
     def stop(self) -> None:
         self.cancel()
@@ -403,6 +422,11 @@ class Migration:
         try:
             src, dst = await self.open_pair()
             conns += [src, dst]
+            self._quota = DailyQuota.for_accounts(self.engine.account("old"),
+                                                  self.engine.account("new"), self.quota_window)
+            if self._quota is not None:
+                await self._quota.load(self.store)
+            self._max_message = self.engine.account("new").max_message_bytes
             # the copy connections open (logins verified above) while both sides are listed
             n_conn = self.engine.config.migration.connections or min(
                 self.engine.account("old").max_connections, self.engine.account("new").max_connections)
@@ -791,6 +815,8 @@ class Migration:
         # every lane holds about two batches at once: keep them inside the memory budget
         bb = min(self.engine.config.migration.batch_bytes,
                  max(2**20, self._budget.cap // (2 * (self._n_lanes + 1))))
+        if self._quota is not None:
+            bb = max(1, min(bb, self._quota.limit))   # a batch never spans more than the cap
         bm = self.engine.config.migration.batch_messages
         r.total_bytes += sum(m.size for m in msgs)
         now = time.time()
@@ -807,6 +833,14 @@ class Migration:
                 present.append((m, None))
             else:
                 copy.append(m)
+        too_big: list[tuple[SrcMsg, str]] = []
+        if self._max_message and copy:
+            limit = self._max_message
+            too_big = [(m, f"it is {m.size / 1e6:,.1f} MB, more than the {limit / 1e6:,.1f} MB the "
+                           f"new account accepts per message; it was not sent")
+                       for m in copy if m.size > limit]
+            if too_big:
+                copy = [m for m in copy if m.size <= limit]
         async with self._db_lock, self.store.transaction() as db:
             await db.executemany(
                 "INSERT INTO messages(identity, message_id, src_folder, src_uidvalidity, src_uid, "
@@ -815,7 +849,9 @@ class Migration:
                 "ON CONFLICT(src_folder, src_uidvalidity, src_uid) DO UPDATE SET "
                 "identity=excluded.identity, size=excluded.size, flags=excluded.flags, "
                 "internaldate=excluded.internaldate, dst_folder=excluded.dst_folder, "
-                "updated=excluded.updated",
+                # a copied row keeps the time of its copy: the daily caps count by it
+                "updated=CASE WHEN messages.state='copied' THEN messages.updated "
+                "ELSE excluded.updated END",
                 [(m.identity, m.message_id, r.source, uidvalidity, m.uid, m.size,
                   m.flags.decode("utf-8", "replace"), (m.date or b"").decode("ascii", "replace"),
                   r.destination, now) for m in msgs])
@@ -823,6 +859,17 @@ class Migration:
                 "UPDATE messages SET state=CASE WHEN state='copied' THEN 'copied' ELSE 'present' END, "
                 "reason=? WHERE src_folder=? AND src_uidvalidity=? AND src_uid=?",
                 [(why, r.source, uidvalidity, m.uid) for m, why in present])
+            if too_big:
+                await db.executemany(
+                    "UPDATE messages SET state='refused', reason=?, updated=? "
+                    "WHERE src_folder=? AND src_uidvalidity=? AND src_uid=?",
+                    [(why, now, r.source, uidvalidity, m.uid) for m, why in too_big])
+        for m, why in too_big:
+            r.refused += 1
+            self._summary.refused.append(Refusal(r.source, m.uid, m.subject, m.size, why))
+            if len(self._summary.refused) <= 20:
+                self._log("warning", f"{r.source}: message {m.uid} ({m.subject[:60]!r}) is too big "
+                                     f"for the new account: {why}")
         counted = [m for m, _ in present if m.uid not in r.copied_uids]
         r.present += len(counted)
         r.present_bytes += sum(m.size for m in counted)
@@ -876,6 +923,13 @@ class Migration:
                     await self._gate.wait()
                     if self._stop_work() or job.group.dirty:
                         continue
+                    if self._quota is not None:
+                        if not await self._quota.reserve(job.nbytes, self._stop_work, self._quota_wait):
+                            continue
+                        await self._gate.wait()    # paused while waiting: stay paused
+                        if self._stop_work() or job.group.dirty:
+                            self._quota.refund(job.nbytes)
+                            continue
                     await self._budget.acquire(job.nbytes)
                     got = None
                     try:
@@ -886,6 +940,8 @@ class Migration:
                         self._fatal = self._fatal or e
                     if got is None:
                         self._budget.release(job.nbytes)
+                        if self._quota is not None:
+                            self._quota.refund(job.nbytes)
                         continue
                     await handoff.put((job, got))
                     got = None    # the appender owns the bodies now
@@ -910,6 +966,10 @@ class Migration:
                     self._budget.release(job.nbytes)
 
         await asyncio.gather(fetcher(), appender())
+
+    def _quota_wait(self, cap: Cap, until: float) -> None:
+        self._log("warning", cap.sentence(until))
+        self._publish_progress(force=True)
 
     def _stop_work(self) -> bool:
         return self._cancel or self._fatal is not None
@@ -1036,7 +1096,7 @@ class Migration:
         tot_m = tot_b = done_m = done_b = 0
         mps = bps = 0.0
         for r in self._runs:
-            ev = r.progress(paused)
+            ev = r.progress(paused, self._quota)
             key = (ev.state, ev.done_messages, ev.done_bytes, ev.total_messages, ev.refused, ev.errors)
             if force or key != r.published:
                 r.published = key
@@ -1048,13 +1108,18 @@ class Migration:
             mps += ev.msgs_per_s
             bps += ev.bytes_per_s
         state = final or {"paused": "paused", "cancelling": "cancelled"}.get(self.state, "running")
-        eta = (max(0, tot_b - done_b) / bps) if bps > 0 and not final else None
+        if final:
+            eta = None
+        elif self._quota is not None:
+            eta = self._quota.eta(max(0, tot_b - done_b), bps)
+        else:
+            eta = (max(0, tot_b - done_b) / bps) if bps > 0 else None
         self.engine.publish(JobProgress("migrate", state, tot_m, tot_b, done_m, done_b, mps, bps, eta))
 
     async def folder_rows(self) -> list[FolderProgress]:
         """Last known per-folder state from SQLite (a restarted dashboard shows it at once)."""
         if self.state in ("running", "paused", "cancelling") and self._runs:
-            return [r.progress(self.state == "paused") for r in self._runs]
+            return [r.progress(self.state == "paused", self._quota) for r in self._runs]
         stats: dict[str, dict[str, tuple[int, int]]] = {}
         for row in await self.store.fetchall(
                 "SELECT src_folder, state, COUNT(*), COALESCE(SUM(size), 0) FROM messages "
