@@ -137,6 +137,22 @@ def content_ids(wire: Wire, msgs: list[SrcMsg], max_bytes: int) -> None:
             m.identity = identity_from_content(raw) if raw is not None else f"u:{m.uid}"
 
 
+def _finish_examined(wire: Wire, examine: bytes, info: dict[str, int], then: bytes,
+                     handler: Any) -> WireError | None:
+    """Read the answers to a pipelined EXAMINE (into ``info``) and the command sent right
+    after it; the first refusal, if any, is returned rather than raised."""
+    err: WireError | None = None
+    try:
+        wire.finish(examine, Wire._select_handler(info))
+    except WireError as e:
+        err = e
+    try:
+        wire.finish(then, handler)
+    except WireError as e:
+        err = err or e
+    return err
+
+
 def read_many(wire: Wire, reqs: list[tuple[str, bytes]], max_bytes: int
                ) -> dict[str, tuple[Any, list[SrcMsg]] | WireError]:
     """EXAMINE + header FETCH of many folders, all pipelined (one round trip)."""
@@ -158,15 +174,7 @@ def read_many(wire: Wire, reqs: list[tuple[str, bytes]], max_bytes: int
             if anon:
                 no_mid.append(m)
 
-        err: WireError | None = None
-        try:
-            wire.finish(t1, Wire._select_handler(info))
-        except WireError as e:
-            err = e
-        try:
-            wire.finish(t2, Wire.fetch_handler(each))
-        except WireError as e:
-            err = err or e
+        err = _finish_examined(wire, t1, info, t2, Wire.fetch_handler(each))
         if err is not None:
             out[name] = err
             continue
@@ -188,15 +196,7 @@ def probe_many(wire: Wire, names: list[str]) -> dict[str, Any]:
     for name, t1, t2 in sent:
         info = {"exists": 0, "uidvalidity": 0, "uidnext": 0}
         uids: list[int] = []
-        err: WireError | None = None
-        try:
-            wire.finish(t1, Wire._select_handler(info))
-        except WireError as e:
-            err = e
-        try:
-            wire.finish(t2, Wire._search_handler(uids))
-        except WireError as e:
-            err = err or e
+        err = _finish_examined(wire, t1, info, t2, Wire._search_handler(uids))
         out[name] = err if err else (Selected(name, info["exists"], info["uidvalidity"],
                                               info["uidnext"]), uids)
     wire.selected = None
