@@ -371,12 +371,7 @@ class Correspondents:
 
 def _fetch(client: imapclient.IMAPClient, uids: list[int]) -> dict[int, tuple[bytes, Any]]:
     client.normalise_times = False
-    data = client.fetch(uids, [_SCAN_FIELDS, b"INTERNALDATE"])
-    out: dict[int, tuple[bytes, Any]] = {}
-    for uid, item in data.items():
-        header = next((v for k, v in item.items() if isinstance(k, bytes) and k.startswith(b"BODY[")), b"")
-        out[uid] = (header or b"", item.get(b"INTERNALDATE"))
-    return out
+    return imaplib_.fetch_header_fields(client, uids, _SCAN_FIELDS)
 
 
 def _parse_iso(v: str | None) -> dt.datetime | None:

@@ -187,3 +187,15 @@ def with_reconnect(account: Account, work: Callable[[imapclient.IMAPClient], T],
     if isinstance(last, ConnectError):
         raise last
     raise ConnectError(f"The {account.side} mailbox kept dropping the connection ({last}).")
+
+
+def fetch_header_fields(client: imapclient.IMAPClient, uids: list[int],
+                        fields: bytes) -> dict[int, tuple[bytes, object]]:
+    """``UID FETCH`` of a ``BODY.PEEK[HEADER.FIELDS (...)]`` item plus INTERNALDATE:
+    {uid: (header block, internal date)}; nothing is marked \\Seen."""
+    data = client.fetch(uids, [fields, b"INTERNALDATE"])
+    out: dict[int, tuple[bytes, object]] = {}
+    for uid, item in data.items():
+        header = next((v for k, v in item.items() if isinstance(k, bytes) and k.startswith(b"BODY[")), b"")
+        out[uid] = (header or b"", item.get(b"INTERNALDATE"))
+    return out

@@ -625,12 +625,7 @@ def _fetch_headers(client: imapclient.IMAPClient, uids: list[int]) -> dict[int, 
     fields = b"BODY.PEEK[HEADER.FIELDS (FROM SENDER TO CC DATE DELIVERED-TO X-ORIGINAL-TO " \
              b"AUTO-SUBMITTED PRECEDENCE LIST-ID LIST-UNSUBSCRIBE RETURN-PATH CONTENT-TYPE " \
              b"X-SPAM-FLAG X-SPAM-STATUS SUBJECT)]"
-    data = client.fetch(uids, [fields, b"INTERNALDATE"])
-    out: dict[int, tuple[bytes, Any]] = {}
-    for uid, item in data.items():
-        header = next((v for k, v in item.items() if isinstance(k, bytes) and k.startswith(b"BODY[")), b"")
-        out[uid] = (header or b"", item.get(b"INTERNALDATE"))
-    return out
+    return imaplib_.fetch_header_fields(client, uids, fields)
 
 
 def _chunks(items: list[int], n: int) -> Iterable[list[int]]:
