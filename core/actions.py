@@ -194,14 +194,12 @@ class Actions:
         (pending, running or done); returns (id of the live action, whether it is new).
         One statement: SQLite serializes writers, so two presses (or two processes)
         cannot both insert a live row."""
-        db = self.engine.store.db
-        cur = await db.execute(
+        cur = await self.engine.store.run(
             "INSERT INTO actions (arrival_id, kind, state, requested, not_before, recipient, "
             "sent_message_id, auto) SELECT ?, ?, 'pending', ?, ?, ?, ?, ? WHERE NOT EXISTS "
             "(SELECT 1 FROM actions WHERE arrival_id=? AND kind=? AND state IN "
             "('pending', 'running', 'done'))",
             (arrival_id, kind, time.time(), not_before, recipient, mid, auto, arrival_id, kind))
-        await db.commit()
         if cur.rowcount == 1:
             return int(cur.lastrowid), True
         row = await self.engine.store.fetchone(
@@ -213,10 +211,9 @@ class Actions:
     async def cancel(self, action_id: int) -> bool:
         """Undo: only a pending action (nothing has been sent yet)."""
         row = await self._action(action_id)
-        db = self.engine.store.db
-        cur = await db.execute("UPDATE actions SET state='cancelled', done=? WHERE id=? AND state='pending'",
-                               (time.time(), action_id))
-        await db.commit()
+        cur = await self.engine.store.run(
+            "UPDATE actions SET state='cancelled', done=? WHERE id=? AND state='pending'",
+            (time.time(), action_id))
         if cur.rowcount != 1:
             return False
         self.engine.publish(ActionChanged(action_id, row["arrival_id"], row["kind"], "cancelled"))
@@ -244,12 +241,10 @@ class Actions:
             "SELECT * FROM actions WHERE state='pending' AND not_before<=? ORDER BY not_before, id",
             (now,))
         claimed = []
-        db = self.engine.store.db
         for r in rows:
-            cur = await db.execute(
+            cur = await self.engine.store.run(
                 "UPDATE actions SET state='running', started=?, attempts=attempts+1, outcome=? "
                 "WHERE id=? AND state='pending'", (now, f"pid {os.getpid()}", r["id"]))
-            await db.commit()
             if cur.rowcount == 1:
                 self._inflight.add(r["id"])
                 claimed.append(await self._action(r["id"]))

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # facets are imported lazily so a broken one doesn't stop the
     from .correspondents import Correspondents
     from .migrate import Migration
     from .monitor import Monitor
+    from .placements import Placements
 
 T = TypeVar("T")
 
@@ -106,6 +107,7 @@ class Engine:
     @functools.cached_property
     def monitor(self) -> "Monitor":
         from .monitor import Monitor
+    from .placements import Placements
         return Monitor(self)
 
     @functools.cached_property
@@ -122,6 +124,11 @@ class Engine:
     def checklist(self) -> "Checklist":
         from .checklist import Checklist
         return Checklist(self)
+
+    @functools.cached_property
+    def placements(self) -> "Placements":
+        from .placements import Placements
+        return Placements(self.store)
 
     @functools.cached_property
     def correspondents(self) -> "Correspondents":

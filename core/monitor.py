@@ -457,7 +457,7 @@ class Monitor:
             if side == "new":
                 await self._maybe_switched(msg, when)
             badge = await badge_for(self.engine, sender, msg, f.flags)
-            cur = await store.db.execute(
+            cur = await store.run(
                 "INSERT INTO arrivals(side, folder, uidvalidity, uid, message_id, sender, sender_name, "
                 "recipients, subject, date, seen_at, size, language, badge, state, preview, headers) "
                 "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,'new',?,?) "
@@ -465,7 +465,6 @@ class Monitor:
                 (side, folder, uidvalidity, f.uid, mid, sender, name,
                  ", ".join(recipients_of(msg)), subject, _utc_iso(when), time.time(), f.size,
                  language, badge, preview_of(text), f.header.decode("latin-1")))
-            await store.db.commit()
             if cur.rowcount != 1:
                 return None
             arrival_id = int(cur.lastrowid or 0)

@@ -6,9 +6,13 @@ schema and its forward migrations. No secret is ever written here.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sqlite3
 import time
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterable, Sequence
 
@@ -91,50 +95,190 @@ MIGRATIONS: list[str] = [
         dst_uidvalidity INTEGER, dst_uid INTEGER, reason TEXT, updated REAL);
     CREATE INDEX imports_folder ON imports (to_folder, identity);
     """,
+    # v3: every APPEND into the new mailbox is recorded here before it is sent (migration
+    # batches, forwards, imports): one identity table decides who places a message, and
+    # the appends a dead process left unsettled are known to the next run
+    # (core/placements.py owns it). Arrivals keep the identity of their message.
+    """
+    CREATE TABLE placements (
+        id INTEGER PRIMARY KEY, folder TEXT NOT NULL, identity TEXT NOT NULL,
+        owner TEXT NOT NULL,                      -- migrate | forward | import
+        ref TEXT,                                 -- the owner's key (messages / actions / imports id)
+        pid INTEGER NOT NULL, host TEXT,
+        state TEXT NOT NULL,                      -- sending | placed
+        started REAL NOT NULL, settled REAL, uidvalidity INTEGER, uid INTEGER,
+        matched TEXT);                            -- a migration copy this forward stood in for
+    CREATE INDEX placements_key ON placements (folder, identity);
+    CREATE INDEX placements_state ON placements (state, owner);
+    ALTER TABLE arrivals ADD COLUMN identity TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+@dataclass(frozen=True)
+class Result:
+    """What a write statement did."""
+    rowcount: int
+    lastrowid: int
+
+
+def _private_file(p: Path) -> None:
+    """Create the state file (and a missing parent folder) readable by the user only:
+    it holds the whole mailbox's map of senders and subjects. SQLite gives its -wal and
+    -shm files the permissions of the database file."""
+    if not p.parent.exists():
+        p.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+    if not p.exists():
+        fd = os.open(p, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+
+
+def _sentence(p: Path, e: BaseException) -> str:
+    text = str(e)
+    low = text.lower()
+    if "readonly" in low or "read-only" in low or isinstance(e, PermissionError):
+        return (f"The state file {p} cannot be written ({text}); check its permissions "
+                f"and those of its folder.")
+    if "not a database" in low or "malformed" in low or "disk image" in low:
+        return (f"The state file {p} is damaged ({text}); restore a copy or move it away "
+                f"(a new one re-identifies what is already copied).")
+    if "locked" in low or "busy" in low:
+        return (f"The state file {p} stayed locked by another process for too long ({text}).")
+    return f"The state file {p} is not usable ({text})."
+
+
+class _TaskLock:
+    """An asyncio lock the holding task may take again (a write inside a transaction
+    of the same task joins it instead of waiting for itself)."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+        self._depth = 0
+
+    def held(self) -> bool:
+        return self._owner is not None and self._owner is asyncio.current_task()
+
+    @asynccontextmanager
+    async def hold(self) -> AsyncIterator[bool]:
+        """Yields True when this entry is the outermost one."""
+        if self.held():
+            self._depth += 1
+            try:
+                yield False
+            finally:
+                self._depth -= 1
+            return
+        async with self._lock:
+            self._owner = asyncio.current_task()
+            self._depth = 1
+            try:
+                yield True
+            finally:
+                self._owner = None
+                self._depth = 0
+
+
 class Store:
-    """An open state file. Use :func:`open_store` (or ``async with Store.open(path)``)."""
+    """An open state file. Use ``await Store.open(path)``.
+
+    Transactions (issue 9, two processes on one file): the connection runs in autocommit
+    mode; every write is one statement or a ``transaction()`` that starts with
+    ``BEGIN IMMEDIATE``, so it takes SQLite's write lock up front and waits for another
+    process's writer (busy timeout) instead of failing on a stale read snapshot. Reads
+    close their cursor at once, so no snapshot outlives the statement. Within this
+    process an asyncio lock keeps one coroutine's statements out of another's
+    transaction.
+    """
+
+    BUSY_MS = 30000
 
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self.db = db
         self.path = path
+        self._write = _TaskLock()
+        self._data_version: int | None = None
 
     @classmethod
     async def open(cls, path: str | Path) -> "Store":
         p = Path(path)
         try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            db = await aiosqlite.connect(str(p), timeout=30)
+            _private_file(p)
+            db = await aiosqlite.connect(str(p), timeout=cls.BUSY_MS / 1000, isolation_level=None)
         except Exception as e:
-            raise SwitchoverError(f"Cannot open the state file {p}: {e}.", exit_code=2) from None
+            raise SwitchoverError(_sentence(p, e), exit_code=2) from None
         db.row_factory = aiosqlite.Row
         store = cls(db, p)
         try:
             await store._setup()
-        except aiosqlite.DatabaseError as e:
-            await db.close()
-            raise SwitchoverError(f"The state file {p} is not a usable SQLite database ({e}).",
-                                  exit_code=2) from None
+        except BaseException as e:
+            # the connection's thread must end, or the process never exits
+            try:
+                await db.close()
+            except Exception:
+                pass
+            if isinstance(e, SwitchoverError):
+                raise
+            if isinstance(e, (sqlite3.Error, OSError)):
+                raise SwitchoverError(_sentence(p, e), exit_code=2) from None
+            raise
         return store
 
     async def _setup(self) -> None:
-        await self.db.execute("PRAGMA journal_mode=WAL")
+        # the busy timeout first: another process may be creating the schema right now
+        await self.db.execute(f"PRAGMA busy_timeout={self.BUSY_MS}")
+        mode = await self._one("PRAGMA journal_mode=WAL")
+        if mode is not None and str(mode[0]).lower() != "wal":
+            raise SwitchoverError(f"The state file {self.path} cannot use SQLite's WAL mode "
+                                  f"(journal mode {mode[0]}); put it on a local disk.", exit_code=2)
         await self.db.execute("PRAGMA synchronous=NORMAL")
         await self.db.execute("PRAGMA foreign_keys=ON")
-        await self.db.execute("PRAGMA busy_timeout=30000")
-        version = (await (await self.db.execute("PRAGMA user_version")).fetchone())[0]
+        version = (await self._one("PRAGMA user_version"))[0]
         if version > SCHEMA_VERSION:
-            raise SwitchoverError(
-                f"The state file {self.path} was written by a newer switchover "
-                f"(schema {version}, this one knows {SCHEMA_VERSION}); upgrade switchover.",
-                exit_code=2)
-        for v in range(version, SCHEMA_VERSION):
-            await self.db.executescript("BEGIN;" + MIGRATIONS[v] + f"; PRAGMA user_version={v + 1}; COMMIT;")
-        await self.db.commit()
+            raise self._newer(version)
+        if version < SCHEMA_VERSION:
+            # One process upgrades; a second one waits for the write lock, then finds the
+            # work done (two at once used to fail with "table ... already exists").
+            await self._begin()
+            try:
+                version = (await self._one("PRAGMA user_version"))[0]
+                if version > SCHEMA_VERSION:
+                    raise self._newer(version)
+                for v in range(version, SCHEMA_VERSION):
+                    for statement in _statements(MIGRATIONS[v]):
+                        await self.db.execute(statement)
+                    await self.db.execute(f"PRAGMA user_version={v + 1}")
+                await self.db.execute("COMMIT")
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+        self._data_version = (await self._one("PRAGMA data_version"))[0]
+
+    def _newer(self, version: int) -> SwitchoverError:
+        return SwitchoverError(
+            f"The state file {self.path} was written by a newer switchover "
+            f"(schema {version}, this one knows {SCHEMA_VERSION}); upgrade switchover.",
+            exit_code=2)
+
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        async with self.db.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    async def _begin(self) -> None:
+        """BEGIN IMMEDIATE, waiting out a writer of another process beyond the busy
+        timeout's single wait (a long migration transaction, a checkpoint)."""
+        for attempt in range(6):
+            try:
+                await self.db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e).lower() and "busy" not in str(e).lower():
+                    raise
+                if attempt == 5:
+                    raise SwitchoverError(_sentence(self.path, e), exit_code=2) from None
+                await asyncio.sleep(0.2 * (attempt + 1))
 
     async def close(self) -> None:
         await self.db.close()
@@ -145,36 +289,64 @@ class Store:
     async def __aexit__(self, *exc: Any) -> None:
         await self.close()
 
-    # -- small helpers -----------------------------------------------------------------
+    # -- statements ----------------------------------------------------------------------
+    async def run(self, sql: str, params: Sequence[Any] = ()) -> Result:
+        """One write statement (its own transaction unless inside ``transaction()``)."""
+        async with self._write.hold():
+            async with self.db.execute(sql, params) as cur:
+                return Result(cur.rowcount, cur.lastrowid or 0)
+
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run one statement and commit; returns lastrowid."""
-        cur = await self.db.execute(sql, params)
-        await self.db.commit()
-        return cur.lastrowid or 0
+        """Run one statement; returns lastrowid."""
+        return (await self.run(sql, params)).lastrowid
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        await self.db.executemany(sql, rows)
-        await self.db.commit()
+        async with self.transaction() as db:
+            await db.executemany(sql, rows)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-        cur = await self.db.execute(sql, params)
-        return list(await cur.fetchall())
+        async with self.db.execute(sql, params) as cur:
+            return list(await cur.fetchall())
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
-        cur = await self.db.execute(sql, params)
-        return await cur.fetchone()
+        """The first row; the cursor is closed at once (an open one would pin a read
+        snapshot and make the next write of this connection fail)."""
+        async with self.db.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+    async def scalar(self, sql: str, params: Sequence[Any] = (), default: Any = None) -> Any:
+        row = await self.fetchone(sql, params)
+        return row[0] if row is not None and row[0] is not None else default
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """Several statements, one commit (or none, on error)."""
-        try:
-            yield self.db
-        except BaseException:
-            await self.db.rollback()
-            raise
-        else:
-            await self.db.commit()
+        """Several statements, one commit (or none, on error). Nested use joins the
+        outer transaction."""
+        async with self._write.hold() as outer:
+            if not outer:
+                yield self.db
+                return
+            await self._begin()
+            try:
+                yield self.db
+            except BaseException:
+                try:
+                    await self.db.execute("ROLLBACK")
+                except Exception:
+                    pass
+                raise
+            else:
+                await self.db.execute("COMMIT")
 
+    async def changed_elsewhere(self) -> bool:
+        """True when another process committed to the state file since the last call
+        (SQLite's ``data_version``); faces poll this to stay live beside a headless watch."""
+        v = (await self._one("PRAGMA data_version"))[0]
+        changed = self._data_version is not None and v != self._data_version
+        self._data_version = v
+        return changed
+
+    # -- settings and runs -----------------------------------------------------------------
     async def get_setting(self, key: str, default: Any = None) -> Any:
         row = await self.fetchone("SELECT value FROM settings WHERE key=?", (key,))
         return json.loads(row[0]) if row else default
@@ -187,6 +359,13 @@ class Store:
     async def start_run(self, job: str) -> int:
         return await self.execute("INSERT INTO runs(job, started) VALUES(?, ?)", (job, time.time()))
 
-    async def end_run(self, run_id: int, outcome: str, summary: dict | None = None) -> None:
+    async def end_run(self, run_id: int, outcome: str, summary: dict[str, Any] | None = None) -> None:
         await self.execute("UPDATE runs SET ended=?, outcome=?, summary=? WHERE id=?",
                            (time.time(), outcome, json.dumps(summary or {}), run_id))
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements: comments dropped first (they may hold
+    ';'), then split on ';' (no literal in the schema holds one)."""
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
