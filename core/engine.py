@@ -80,6 +80,12 @@ class Engine:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
 
+    async def changed_elsewhere(self) -> bool:
+        """True when another process (a headless ``watch``, a CLI command) wrote to the
+        state file since the last call; a face polls this about once a second and
+        re-reads what it shows."""
+        return await self.store.changed_elsewhere()
+
     def account(self, side: str) -> Account:
         """The account of ``side`` with any secret the user typed into a face."""
         acct = self.config.account(side)
