@@ -11,7 +11,7 @@ Seconds are wall time of the tool's process; peak RSS is its ru_maxrss from wait
 its user+sys (both via GNU time); Dovecot CPU is read from /proc. docs/BENCHMARKS.md has
 the results and the method.
 
-    .venv/bin/python -m bench                       # small attach wan mixed, ~2-3 min
+    .venv/bin/python -m bench                       # small attach attach15 wan mixed huge, ~15 min
     .venv/bin/python -m bench small --tools switchover --repeat 5
     .venv/bin/python -m bench small --count 2000    # a quicker, smaller run
     .venv/bin/python -m bench large --count 200000 --repeat 1   # memory on a big mailbox
@@ -48,7 +48,7 @@ from tests.proxy import Proxy  # noqa: E402
 from tests.servers import Unsupported, write_config  # noqa: E402
 
 WAN_DELAY = 0.025            # seconds each way: 50 ms round trip
-DEFAULT_CORPORA = ["small", "attach", "wan", "mixed"]
+DEFAULT_CORPORA = ["small", "attach", "attach15", "wan", "mixed", "huge"]
 
 
 @dataclass
@@ -205,7 +205,9 @@ class Bench:
             runs: dict[str, list[Measured]] = {t: [] for t in tools}
             last: dict[str, tuple[list[str], Path, Any]] = {}
             plan_s: dict[str, float] = {}
-            for attempt in range(args.repeat):
+            spec = SPECS[corpus]
+            repeat = min(args.repeat, spec.repeat) if spec.repeat else args.repeat
+            for attempt in range(repeat):
                 # alternate who goes first, so a drift in the machine's load hits both
                 for tool in (tools if attempt % 2 == 0 else tools[::-1]):
                     argv, wd, new = self.prepare(corpus, tool, attempt, server, endpoint, old)

@@ -73,14 +73,28 @@ def _digest(raw: bytes) -> tuple[str, str]:
 
 
 def folder_messages(client: imapclient.IMAPClient, folder: str) -> list[Msg]:
-    """Every message of folder, read in batches of at most FETCH_BYTES."""
-    client.select_folder(folder, readonly=True)
-    uids = client.search("ALL")
-    if not uids:
+    """Every message of folder, read in batches of at most FETCH_BYTES.
+
+    Messages are addressed by sequence number (1:EXISTS in ranges), not by a UID SEARCH:
+    imaplib refuses lines over 1,000,000 bytes, and a SEARCH of a 200,000-message folder
+    is 1.3 MB. Every one of the EXISTS messages must be read, else the check fails."""
+    exists = int(client.select_folder(folder, readonly=True).get(b"EXISTS", 0))
+    if not exists:
         return []
+    client.use_uid = False
+    try:
+        return _read_by_sequence(client, folder, exists)
+    finally:
+        client.use_uid = True
+
+
+def _read_by_sequence(client: imapclient.IMAPClient, folder: str, exists: int) -> list[Msg]:
     meta = {}
-    for i in range(0, len(uids), 5000):
-        meta.update(client.fetch(uids[i:i + 5000], META))
+    for i in range(1, exists + 1, 5000):
+        meta.update(client.fetch(list(range(i, min(exists, i + 4999) + 1)), META))
+    uids = sorted(meta)
+    if len(uids) != exists:
+        raise RuntimeError(f"{folder}: the server counts {exists} messages but {len(uids)} were read")
     out: list[Msg] = []
     batch: list[int] = []
     size = 0
@@ -100,7 +114,7 @@ def folder_messages(client: imapclient.IMAPClient, folder: str) -> list[Msg]:
 
     for uid in uids:
         n = meta[uid][b"RFC822.SIZE"]
-        if batch and size + n > FETCH_BYTES:
+        if batch and (size + n > FETCH_BYTES or len(batch) >= 5000):
             flush()
             size = 0
         batch.append(uid)

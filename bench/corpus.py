@@ -1,11 +1,14 @@
 """Deterministic corpora for the benchmark.
 
-small:  10,000 messages, 6.9 KB average, 5 folders
-attach: 500 messages with attachments, 687 MB in all
-wan:    1,200 small messages (run through a 25 ms-each-way proxy)
-large:  50,000 small messages (memory growth; not run by default)
-mixed:  10,000 messages of the demo's export-business history (12 folders, Chinese names,
-        small PDF/photo attachments, several languages and charsets)
+small:    10,000 messages, 6.9 KB average, 5 folders
+attach:   500 messages with attachments, 687 MB in all (0.7-2.1 MB each)
+attach15: 500 messages with attachments, ~690 MB in all, one in twenty of 10-15 MB (the
+          mailbox of issue 10.13: peak memory with big messages)
+wan:      1,200 small messages (run through a 25 ms-each-way proxy)
+huge:     200,000 small messages (1.5 KB) in one INBOX (issue 9.1: a UID list over 1 MiB)
+large:    50,000 small messages (memory growth; not run by default)
+mixed:    10,000 messages of the demo's export-business history (12 folders, Chinese names,
+          small PDF/photo attachments, several languages and charsets)
 Each message: (folder, raw CRLF bytes, flags, internal date).
 """
 
@@ -30,13 +33,18 @@ class Spec:
     avg_bytes: int
     attachments: bool = False
     scale_note: str = ""
+    folders: tuple[str, ...] = ()     # () = FOLDERS
+    big_every: int = 0                # attachments: every n-th message is 10-15 MB
+    repeat: int = 0                   # at most this many timed runs per tool (0: --repeat)
 
 
 SPECS = {
     "small": Spec("small", 10_000, 6_900),
     "attach": Spec("attach", 500, 1_386_700, attachments=True),   # 687 MB in all
+    "attach15": Spec("attach15", 500, 760_000, attachments=True, big_every=20),
     "wan": Spec("wan", 1_200, 6_900),
     "mixed": Spec("mixed", 10_000, 0),
+    "huge": Spec("huge", 200_000, 1_500, folders=("INBOX",), repeat=1),
     # not in the default set: shows whether memory stays flat as the mailbox grows
     "large": Spec("large", 50_000, 6_900),
 }
@@ -92,11 +100,15 @@ def generate(spec_name: str, seed: int = 1, count: int | None = None) -> Iterato
         return
     rng = random.Random(f"{spec_name}-{seed}")
     start = dt.datetime(2021, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    folders = spec.folders or FOLDERS
     for i in range(n):
-        folder = FOLDERS[i % len(FOLDERS)]
+        folder = folders[i % len(folders)]
         when = start + dt.timedelta(minutes=37 * i)
         if spec.attachments:
-            size = int(spec.avg_bytes * rng.uniform(0.5, 1.5))
+            if spec.big_every and i % spec.big_every == 0:
+                size = int(rng.uniform(10e6, 15e6))
+            else:
+                size = int(spec.avg_bytes * rng.uniform(0.5, 1.5))
             payload = base64.encodebytes(rng.randbytes(int(size / B64_GROWTH))).replace(b"\n", b"\r\n")
             body = (b"--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + _text(rng, 600) +
                     b"\r\n--b1\r\nContent-Type: application/pdf; name=\"quote.pdf\"\r\n"

@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple
 from .errors import AuthError, ConnectError, SwitchoverError
 from .events import FolderProgress, JobProgress
 from .identity import HEADER_KEY, header_block, identity_of
+from .joblock import JobLock
+from .store import make_private_dirs, open_private
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -94,11 +96,16 @@ class BackupReport:
     folders: list[FolderCheck] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     live_checked: bool = False      # True when the source server was reached and compared
+    #: what could not be compared with the live mailbox (folders, or the whole mailbox)
+    unchecked: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
         found = sum(f.found for f in self.folders)
         if self.ok:
             return f"verified: {found:,} messages in {len(self.folders)} folders"
+        if self.unchecked and len(self.problems) == len(self.unchecked):
+            return (f"NOT verified: {', '.join(self.unchecked[:5])} could not be compared with the backup"
+                    f" — {self.problems[0]}")
         return f"NOT complete: {len(self.problems)} problems" + (f" — {self.problems[0]}" if self.problems else "")
 
 
@@ -201,6 +208,8 @@ def open_index(root: Path, create: bool = True) -> sqlite3.Connection:
     if not create and not path.exists():
         raise SwitchoverError(f"{root} has no backup index ({INDEX_NAME}); is it a switchover backup?")
     try:
+        if create and not path.exists():
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))    # private, like the mail
         db = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
         db.execute("PRAGMA journal_mode=DELETE")
         db.execute("PRAGMA synchronous=FULL")
@@ -322,22 +331,24 @@ class Backups:
         if not formats:
             raise SwitchoverError("Choose at least one backup format: mbox or eml.")
         root = Path(root).expanduser().resolve()
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise SwitchoverError(f"Cannot create the backup directory {root} ({e.strerror}).") from None
-        self._loop = asyncio.get_running_loop()
-        self._cancel.clear()
-        self._running.set()
-        run_id = await self.engine.store.start_run("backup")
-        job = _BackupRun(self, root, formats, side, folders)
-        try:
-            summary = await self.engine.run_blocking(job.run)
-        except BaseException as e:
-            if isinstance(e, asyncio.CancelledError):
-                self.cancel()                     # the worker thread stops at its next batch
-            await self.engine.store.end_run(run_id, "failed", {"error": str(e)})
-            raise
+        # one backup per state file at a time (JobBusy, exit 4, names the other process)
+        with JobLock(self.engine.config.state, "backup"):
+            try:
+                make_private_dirs(root)
+            except OSError as e:
+                raise SwitchoverError(f"Cannot create the backup directory {root} ({e.strerror}).") from None
+            self._loop = asyncio.get_running_loop()
+            self._cancel.clear()
+            self._running.set()
+            run_id = await self.engine.store.start_run("backup")
+            job = _BackupRun(self, root, formats, side, folders)
+            try:
+                summary = await self.engine.run_blocking(job.run)
+            except BaseException as e:
+                if isinstance(e, asyncio.CancelledError):
+                    self.cancel()                 # the worker thread stops at its next batch
+                await self.engine.store.end_run(run_id, "failed", {"error": str(e)})
+                raise
         outcome = "ok" if summary.ok else ("cancelled" if self._cancel.is_set() else "errors")
         await self.engine.store.end_run(run_id, outcome, {
             "root": str(root), "written": summary.messages_written,
@@ -375,16 +386,17 @@ class Backups:
         """Upload an .mbox file, an .eml file or a directory of them into ``to_folder`` of
         the ``side`` mailbox (created if missing); see core/importer.py."""
         from .importer import Importer
-        self._loop = asyncio.get_running_loop()
-        self._cancel.clear()
-        self._running.set()
-        return await Importer(self, Path(path).expanduser(), to_folder, side).run()
+        with JobLock(self.engine.config.state, "import"):
+            self._loop = asyncio.get_running_loop()
+            self._cancel.clear()
+            self._running.set()
+            return await Importer(self, Path(path).expanduser(), to_folder, side).run()
 
 
 # -- one backup run (worker thread) --------------------------------------------------------
 def _lock(root: Path) -> Any:
     """An exclusive lock on ROOT/.lock for the run: two writers would interleave the mbox."""
-    f = open(root / ".lock", "a+b")
+    f = open_private(root / ".lock", "a+b")
     try:
         import fcntl
         fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -437,9 +449,11 @@ class _BackupRun:
     # -- connection ---------------------------------------------------------------------
     def _connect(self) -> None:
         from .events import ConnectionState
-        from .imap import connect
+        from .imap import connect_retrying
         self.engine.publish(ConnectionState(side=self.side, state="connecting"))
-        self.client = connect(self.account)
+        # a connection dropped during login is tried again; a refused login is not
+        self.client = connect_retrying(self.account, on_retry=lambda why: self.engine.publish(
+            ConnectionState(side=self.side, state="reconnecting", detail=why)))
         self.client.normalise_times = False       # keep INTERNALDATE's zone
         self.engine.publish(ConnectionState(side=self.side, state="connected"))
 
@@ -755,8 +769,8 @@ class _BackupRun:
             fp.add(len(raw))
         if entries:
             try:
-                mbox_path.parent.mkdir(parents=True, exist_ok=True)
-                with open(mbox_path, "ab") as f:
+                make_private_dirs(mbox_path.parent)
+                with open_private(mbox_path, "ab") as f:
                     if f.tell() != mbox_end:
                         raise _DiskError(f"{mbox_path} changed while the backup was writing it.")
                     for e in entries:
@@ -796,8 +810,8 @@ class _BackupRun:
         target = eml_dir / fname
         tmp = eml_dir / f".tmp-{fname}"
         try:
-            eml_dir.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
+            make_private_dirs(eml_dir)
+            with open_private(tmp, "wb") as f:
                 f.write(raw)
                 f.flush()
                 os.fsync(f.fileno())
@@ -853,28 +867,42 @@ _MAX_DETAILS = 10
 
 
 def _verify(engine: "Engine", root: Path) -> BackupReport:
+    """Check every indexed file against its checksum, and the backup against the live
+    mailbox it was made of: mail on the server the backup lacks is a problem, and so is
+    any comparison that could not be made (a check that did not run is not a pass)."""
     db = open_index(root, create=False)
     try:
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         folders = db.execute("SELECT name, relpath, uidvalidity, mbox_end FROM folders ORDER BY name").fetchall()
-        live, live_note = _live(engine, meta, [f[0] for f in folders])
-        report = BackupReport(ok=False, live_checked=live is not None)
-        if live_note:
-            report.problems.append(live_note)
+        live = _live(engine, meta, [f[0] for f in folders])
+        report = BackupReport(ok=False, live_checked=live.reached and not live.unchecked)
+        report.problems.extend(live.problems)
+        report.unchecked.extend(live.unchecked)
         for name, rel, uv, mbox_end in folders:
-            report.folders.append(_verify_folder(db, root, name, rel, uv, mbox_end, live, report.problems))
-        if live is not None and meta.get("scope") == "all":
-            for name in sorted(set(live) - {f[0] for f in folders}):
-                n = len(live[name][1])
+            report.folders.append(_verify_folder(db, root, name, rel, uv, mbox_end,
+                                                 live.folders if live.reached else None,
+                                                 report.problems))
+        if live.reached and meta.get("scope") == "all":
+            for name in sorted(set(live.folders) - {f[0] for f in folders}):
+                n = len(live.folders[name][1])
                 if n:
                     report.problems.append(f"{name}: the folder ({n} messages) is on the server but not in the backup.")
                     report.folders.append(FolderCheck(name, n, 0, n, 0))
         if not folders:
             report.problems.append(f"The backup in {root} is empty: it holds no folder.")
-        report.ok = not [p for p in report.problems if p is not live_note]
+        report.ok = not report.problems
         return report
     finally:
         db.close()
+
+
+@dataclass
+class _Live:
+    """What the source mailbox holds now, as far as it could be read."""
+    reached: bool = False
+    folders: dict[str, tuple[int, set[int]]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    unchecked: list[str] = field(default_factory=list)   # what could not be compared
 
 
 def _verify_folder(db: sqlite3.Connection, root: Path, name: str, rel: str, uv: int | None,
@@ -941,31 +969,63 @@ def _verify_folder(db: sqlite3.Connection, root: Path, name: str, rel: str, uv: 
     return FolderCheck(name, expected, found, missing, corrupt)
 
 
-def _live(engine: "Engine", meta: dict, names: list[str]) -> tuple[dict | None, str]:
-    """{folder: (uidvalidity, set(uids))} of the source server, or None when unreachable."""
+def _live(engine: "Engine", meta: dict, names: list[str]) -> _Live:
+    """{folder: (uidvalidity, set(uids))} of the source server. A folder that cannot be
+    selected is named and the others are still compared (one refused SELECT used to drop
+    the whole comparison, and with it the news that newer mail was not backed up)."""
     from .imap import close, connect
+    from .folders import list_folders
     side = meta.get("side", "old")
+    out = _Live()
+    what = f"The {side} mailbox could not be compared with the backup"
     try:
         account = engine.account(side)
-    except Exception:
-        return None, ""
+        problem = account.secret_problem()        # no password to be had: say so, not "verified"
+    except Exception as e:
+        account, problem = None, _words(e)
+    if account is None or problem:
+        out.problems.append(f"{what} ({(problem or '').rstrip('.')}); mail newer than the backup was not "
+                            f"looked for.")
+        out.unchecked.append(f"the {side} mailbox")
+        return out
     if meta.get("username") and (meta.get("username"), meta.get("host")) != (account.username, account.imap.host):
-        return None, ""
+        out.problems.append(
+            f"This is the backup of {meta.get('username')} on {meta.get('host')}, not of the {side} mailbox "
+            f"in the config ({account.username} on {account.imap.host}): its files were checked, but not "
+            f"whether it holds everything that mailbox holds.")
+        out.unchecked.append(f"{meta.get('username')} on {meta.get('host')}")
+        return out
     client = None
     try:
         client = connect(account, timeout=30)
-        from .folders import list_folders
-        out: dict[str, tuple[int, set[int]]] = {}
         for f in list_folders(client):
             if not f.selectable:
                 continue
-            sel = client.select_folder(f.name, readonly=True)
-            uids = set(client.search("ALL")) if int(sel.get(b"EXISTS", 0)) else set()
-            out[f.name] = (int(sel[b"UIDVALIDITY"]), uids)
-        return out, ""
+            try:
+                sel = client.select_folder(f.name, readonly=True)
+                uids = set(client.search("ALL")) if int(sel.get(b"EXISTS", 0)) else set()
+            except Exception as e:
+                if _is_gone(e):
+                    raise
+                out.problems.append(f"{f.name}: the folder could not be compared with the backup "
+                                    f"({_words(e).rstrip('.')}); mail newer than the backup may be missing.")
+                out.unchecked.append(f.name)
+                continue
+            out.folders[f.name] = (int(sel[b"UIDVALIDITY"]), uids)
+        out.reached = True
     except SwitchoverError as e:
-        return None, f"The {side} mailbox could not be compared with the backup: {e.message}"
+        detail = e.message.rstrip(".")
+        detail = detail[len(f"The {side} mailbox: "):] if detail.startswith(f"The {side} mailbox: ") else detail
+        out.problems.append(f"{what} ({detail}); mail newer than the backup was not looked for.")
+        out.unchecked.append(f"the {side} mailbox")
     except Exception as e:
-        return None, f"The {side} mailbox could not be compared with the backup ({_words(e)})"
+        out.problems.append(f"{what} ({_words(e).rstrip('.')}); mail newer than the backup was not looked for.")
+        out.unchecked.append(f"the {side} mailbox")
     finally:
         close(client)
+    return out
+
+
+def _is_gone(e: BaseException) -> bool:
+    from .imap import is_connection_error
+    return is_connection_error(e)

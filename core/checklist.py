@@ -5,6 +5,14 @@ A person ticks the items only they can know about. Items the engine can prove (l
 work, backup verified, migration verified, auto-reply active, every arrival handled) are
 ticked by the engine from recorded proofs; a person cannot tick them into a state the
 proof does not support.
+
+Login proofs and later failures. A successful login proves "the login works" with the
+server's own answer. An *explicit* check that fails (``switchover check``, ``e`` in the
+dashboard) takes the proof back: the person asked, the server said no. A failure the
+person did not ask for — the dashboard's login at start, with a password typed (or
+mistyped) into its prompt — only adds a note to the evidence ("last attempt … failed:
+…") and leaves the proof standing: a typo in a prompt says nothing about the account,
+and the status line already shows the refused login. The next explicit check decides.
 """
 
 from __future__ import annotations
@@ -122,6 +130,19 @@ SPECS = {s.key: s for s in ITEMS}
 
 
 @dataclass(frozen=True)
+class Proof:
+    """What one engine check found (``recheck`` returns one per item it looked at)."""
+    key: str
+    title: str
+    ok: bool
+    evidence: str
+
+
+#: appended to a login proof's evidence when a later, unasked-for login failed
+LAST_FAILURE = " · last attempt "
+
+
+@dataclass(frozen=True)
 class ChecklistItem:
     key: str
     phase: int
@@ -226,44 +247,78 @@ class Checklist:
                           evidence=evidence)
         self.engine.publish(ChecklistChanged(key, "done" if ok else "open", evidence))
 
-    async def refresh_evidence(self) -> None:
-        """Re-derive the proofs that come from state rather than from a run."""
+    async def refresh_evidence(self) -> list[Proof]:
+        """Re-derive the proofs that come from state rather than from a run; returns what
+        each check found."""
+        found: list[Proof] = []
         cfg = self.engine.config.transition
         if cfg.start:
             days = (dt.date.today() - cfg.start).days
             if days >= 90:
-                await self.prove("watch", True, f"watched for {days} days since {cfg.start}")
-            elif (await self.item("watch")).by == "engine":
-                await self.prove("watch", False, f"day {days} of at least 90")
+                evidence = f"watched for {days} days since {cfg.start}"
+                await self.prove("watch", True, evidence)
+                found.append(Proof("watch", SPECS["watch"].title, True, evidence))
+            else:
+                evidence = f"day {max(days + 1, 0)} of at least 90"
+                if (await self.item("watch")).by == "engine":
+                    await self.prove("watch", False, evidence)
+                found.append(Proof("watch", SPECS["watch"].title, False, evidence))
         row = await self.store.fetchone(
             "SELECT COUNT(*) AS total, SUM(state != 'handled') AS open FROM arrivals WHERE side='old'")
         total, unhandled = (row["total"] or 0, row["open"] or 0) if row else (0, 0)
         if total:
             if unhandled == 0:
-                await self.prove("arrivals", True, f"all {total} arrivals handled "
-                                                   f"({dt.datetime.now():%Y-%m-%d %H:%M})")
+                evidence = f"all {total} arrivals handled ({dt.datetime.now():%Y-%m-%d %H:%M})"
+                await self.prove("arrivals", True, evidence)
             else:
-                await self.prove("arrivals", False, f"{unhandled} of {total} arrivals not handled yet")
+                evidence = f"{unhandled} of {total} arrivals not handled yet"
+                await self.prove("arrivals", False, evidence)
+            found.append(Proof("arrivals", SPECS["arrivals"].title, unhandled == 0, evidence))
+        return found
 
-    async def check_logins(self) -> dict[str, str]:
-        """Log in to both mailboxes now and record the outcome as proof."""
-        from . import imap
+    async def check_logins(self, *, explicit: bool = True) -> dict[str, str]:
+        """Log in to both mailboxes now and record the outcome as proof; returns the
+        evidence (or the server's refusal) per side. ``explicit=False`` (a face's own
+        login, not asked for by the person) never takes back a standing proof: the
+        failure is noted in its evidence (see the module docstring)."""
         results: dict[str, str] = {}
         for side in ("old", "new"):
-            account = self.engine.account(side)
-            key = f"login_{side}"
-            try:
-                client = await self.engine.run_blocking(imap.connect, account, timeout=30)
-                caps = sorted(c.decode() if isinstance(c, bytes) else str(c)
-                              for c in await self.engine.run_blocking(client.capabilities))
-                await self.engine.run_blocking(imap.close, client)
-                evidence = (f"logged in as {account.username} at {account.imap.host} "
-                            f"{dt.datetime.now():%Y-%m-%d %H:%M}; {len(caps)} capabilities")
-                await self.prove(key, True, evidence)
-                await self.store.set_setting(f"capabilities:{side}", caps)
-                results[side] = evidence
-            except SwitchoverError as e:
-                await self.prove(key, False, e.message)
-                results[side] = e.message
+            results[side] = await self._check_login(side, explicit)
         return results
+
+    async def _check_login(self, side: str, explicit: bool) -> str:
+        from . import imap
+        key = f"login_{side}"
+        now = f"{dt.datetime.now():%Y-%m-%d %H:%M}"
+        try:
+            account = self.engine.account(side)
+            client = await self.engine.run_blocking(imap.connect, account, timeout=30)
+            caps = sorted(c.decode() if isinstance(c, bytes) else str(c)
+                          for c in await self.engine.run_blocking(client.capabilities))
+            await self.engine.run_blocking(imap.close, client)
+        except SwitchoverError as e:
+            current = await self.item(key)
+            if not explicit and current.by == "engine" and current.state == "done":
+                proof = current.evidence.split(LAST_FAILURE, 1)[0]
+                evidence = f"{proof}{LAST_FAILURE}{now} failed: {e.message}"
+                await self._write(key, evidence=evidence)
+                self.engine.publish(ChecklistChanged(key, "done", evidence))
+            else:
+                await self.prove(key, False, f"{now}: {e.message}")
+            return e.message
+        evidence = (f"logged in as {account.username} at {account.imap.host} "
+                    f"{now}; {len(caps)} capabilities")
+        await self.prove(key, True, evidence)
+        await self.store.set_setting(f"capabilities:{side}", caps)
+        return evidence
+
+    async def recheck(self) -> list[Proof]:
+        """What a person's explicit re-check does: log in to both sides (a failure takes
+        the proof back) and re-derive the state proofs; returns each finding."""
+        found: list[Proof] = []
+        for side in ("old", "new"):
+            text = await self._check_login(side, explicit=True)
+            item = await self.item(f"login_{side}")
+            found.append(Proof(item.key, item.title, item.state == "done", text))
+        return found + await self.refresh_evidence()
 

@@ -350,6 +350,44 @@ def detect_language(text: str) -> str:
     return best if scores[best] > 0 else "en"
 
 
+#: a line that starts the quoted part of a reply (the sender's own words end above it)
+_QUOTE_START = re.compile(
+    r"^(on\b.{0,200}\bwrote:?|le\b.{0,200}\ba écrit ?:?|am\b.{0,200}\bschrieb\b.{0,80}:?|"
+    r"el\b.{0,200}\bescribió:?|em\b.{0,200}\bescreveu:?|il\b.{0,200}\bha scritto:?|"
+    r"-{2,}\s*(original message|原始邮件|原始郵件|original nachricht|message d'origine|"
+    r"mensaje original|mensagem original|исходное сообщение)\s*-{2,}|"
+    r"_{5,}|"
+    r"(from|发件人|寄件者|發件人|von|de|от)\s*[:：].{0,200}[@<].*|"
+    r"在\s*.{0,100}(写道|寫道)\s*[:：]?)\s*$", re.I)
+REPLY_SUBJECT = re.compile(r"^\s*(re|aw|sv|vs|antw|rif|odp|ha|fw|fwd|wg|tr|回复|回覆|答复|转发)"
+                            r"\s*(\[\d+\]|\(\d+\))?\s*[:：]", re.I)
+
+
+def own_words(text: str) -> str:
+    """The part of a body its sender wrote: up to the first quoted block or reply
+    header, without '>' lines."""
+    out: list[str] = []
+    for line in (text or "").splitlines():
+        s = line.strip()
+        if s.startswith(">"):
+            continue
+        if _QUOTE_START.match(s):
+            break
+        out.append(line)
+    return "\n".join(out)
+
+
+def sender_language_of(subject: str, text: str) -> str:
+    """The language the sender writes in: their own words in the body, plus the subject
+    when they wrote it (a reply's subject is usually ours, in our language); "" when
+    there is nothing to judge."""
+    own_subject = "" if REPLY_SUBJECT.match(subject or "") else (subject or "")
+    lang = detect_language(f"{own_subject}\n{own_words(text)}")
+    if lang:
+        return lang
+    return detect_language(REPLY_SUBJECT.sub("", subject or ""))
+
+
 # -- the badge --------------------------------------------------------------------------
 
 async def badge_for(engine: "Engine", sender: str, msg: Message, flags: Iterable[Any] = ()) -> str:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shlex
+import shutil
 import stat
 import subprocess
 from dataclasses import dataclass, field, replace
@@ -66,6 +68,33 @@ class Account:
                     or self.oauth2_token_command
                     or (self.password_env and os.environ.get(self.password_env)))
 
+    def secret_problem(self) -> str | None:
+        """One sentence when the configured source cannot give a secret now (an unset
+        environment variable, a command that is not installed, nothing configured),
+        naming the variable or command; None when it can, or when a face holds one.
+        Cheap: nothing is run."""
+        if self.runtime_secret or self.password:
+            return None
+        whose = f"The {self.side} mailbox's"
+        for key, command in (("oauth2_token_command", self.oauth2_token_command),
+                             ("password_command", self.password_command)):
+            if command:
+                program = _program(command)
+                if program and not _findable(program):
+                    what = "OAuth2 token" if key.startswith("oauth2") else "password"
+                    return (f"{whose} {what} comes from the command '{command}' "
+                            f"({self.side}.{key}), but '{program}' is not found; install it or "
+                            f"fix the command.")
+                return None
+        if self.password_env:
+            if os.environ.get(self.password_env):
+                return None
+            return (f"{whose} password is read from ${self.password_env} "
+                    f"({self.side}.password_env), which is not set; export it first "
+                    f"(export {self.password_env}=...) or change {self.side}.password_env.")
+        return (f"No password is configured for the {self.side} mailbox ({self.username}): set "
+                f"{self.side}.password_env, password_command or oauth2_token_command.")
+
     def secret(self) -> str:
         """The password or OAuth2 token, resolved now (never cached on disk)."""
         if self.runtime_secret:
@@ -79,9 +108,7 @@ class Account:
             value = os.environ.get(self.password_env)
             if value:
                 return value
-            raise ConfigError(
-                f"{where}password_env names ${self.password_env}, which is not set; "
-                f"export it or use password_command.")
+            raise ConfigError(self.secret_problem() or f"${self.password_env} is not set.")
         if self.password is not None:
             return self.password
         raise ConfigError(f"{where}: no password_env, password_command, oauth2_token_command "
@@ -123,6 +150,8 @@ class TransitionSettings:
     remind_every_days: int = 7
     undo_seconds: float = 5.0
     poll_seconds: float = 60.0
+    #: forwarding or reminding an arrival also marks it handled (core/actions.py reads it)
+    handled_on_action: bool = True
 
 
 @dataclass(frozen=True)
@@ -138,6 +167,33 @@ class Config:
 
     def account(self, side: str) -> Account:
         return self.old if side == "old" else self.new
+
+
+def _program(command: str) -> str:
+    """The program a shell command line starts ('' when it cannot be told)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return ""
+    for w in words:
+        if _ASSIGNMENT.match(w):
+            continue                      # FOO=bar prog ...
+        return w
+    return ""
+
+
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def _findable(program: str) -> bool:
+    if "/" in program:
+        return os.access(os.path.expanduser(program), os.X_OK)
+    # a shell builtin or keyword (echo, printf, cat <<) is not on PATH but runs
+    return shutil.which(program) is not None or program in _SHELL_WORDS
+
+
+_SHELL_WORDS = {"echo", "printf", "cat", "read", "eval", "exec", "test", "[", "command", "set",
+                "if", "for", "while", "{", "(", "true", "false", "."}
 
 
 def _run_secret_command(command: str, key: str) -> str:
@@ -163,12 +219,14 @@ def find_config(explicit: str | os.PathLike[str] | None) -> Path:
 
 
 class _Lines:
-    """Maps dotted key paths to line numbers of a YAML document."""
+    """Maps dotted key paths to line numbers of a YAML document, and finds keys written
+    twice in one mapping (YAML loaders keep the last one silently)."""
 
     def __init__(self, text: str) -> None:
         self.lines: dict[str, int] = {}
+        self.duplicates: list[tuple[str, int, int]] = []     # (key, first line, second line)
         try:
-            node = yaml.compose(text)
+            node = yaml.compose(text, Loader=_Loader)
         except yaml.YAMLError:
             node = None
         if node is not None:
@@ -176,9 +234,17 @@ class _Lines:
 
     def _walk(self, node: yaml.Node, prefix: str) -> None:
         if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
             for k, v in node.value:
+                if not isinstance(k, yaml.ScalarNode) or k.tag == "tag:yaml.org,2002:merge":
+                    continue
                 key = f"{prefix}{k.value}"
-                self.lines[key] = k.start_mark.line + 1
+                line = k.start_mark.line + 1
+                if k.value in seen:
+                    self.duplicates.append((key, seen[k.value], line))
+                else:
+                    seen[k.value] = line
+                    self.lines[key] = line
                 self._walk(v, key + ".")
 
     def at(self, key: str) -> str:
@@ -187,6 +253,16 @@ class _Lines:
             key = key.rsplit(".", 1)[0]
             line = self.lines.get(key)
         return f" (line {line})" if line else ""
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that leaves dates as text: the config reader checks them itself and
+    names key and line (YAML's own parser turns 2027-02-30 into a bare ValueError)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 
 
 class _Reader:
@@ -266,10 +342,35 @@ class _Reader:
             return value.date()
         if isinstance(value, dt.date):
             return value
+        m = _DATE.fullmatch(str(value).strip())
+        if not m:
+            raise self.fail(f"{key}.{name}", f"must be a date like 2027-03-31, not '{value}'.")
         try:
-            return dt.date.fromisoformat(str(value))
-        except ValueError:
-            raise self.fail(f"{key}.{name}", "must be a date like 2027-03-31.") from None
+            return dt.date(int(m[1]), int(m[2]), int(m[3]))
+        except ValueError as e:
+            raise self.fail(f"{key}.{name}", f"'{value}' is not a day of the calendar ({e}).") from None
+
+
+_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
+# one address: a local part without spaces or '@', a domain of dot-separated labels
+_LOCAL = re.compile(r"[^\s@\"(),:;<>\[\\\]]+")
+_LABEL = re.compile(r"(?!-)[\w-]{1,63}(?<!-)")
+
+
+def address_problem(value: str) -> str | None:
+    """None when ``value`` looks like one deliverable-form email address (name@domain.tld,
+    Unicode allowed), else why not, as the end of a sentence. No DNS lookup."""
+    if not value or value.count("@") != 1:
+        return "must be one email address like name@company.example"
+    local, domain = value.split("@")
+    if not local or not _LOCAL.fullmatch(local) or local.startswith(".") or local.endswith(".") \
+            or ".." in local or len(local) > 64:
+        return f"'{value}' is not an email address (the part before '@' is not valid)"
+    labels = domain.rstrip(".").split(".") if domain else []
+    if len(labels) < 2 or not all(_LABEL.fullmatch(lbl) and "_" not in lbl for lbl in labels) \
+            or labels[-1].isdigit() or len(domain) > 253:
+        return f"'{value}' is not an email address (the domain after '@' is not valid)"
+    return None
 
 
 ACCOUNT_KEYS = {"provider", "imap", "smtp", "username", "password_env", "password_command",
@@ -364,7 +465,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except UnicodeDecodeError:
         raise ConfigError(f"The config {p} is not UTF-8 text.") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -373,10 +474,16 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     return parse_config(data, p, text, mode)
 
 
-def parse_config(data: Any, path: Path, text: str = "", mode: int = 0o600) -> Config:
-    r = _Reader(_Lines(text))
+def parse_config(data: Any, path: Path, text: str = "", mode: int = 0o600,
+                 today: dt.date | None = None) -> Config:
+    lines = _Lines(text)
+    r = _Reader(lines)
     if data is None:
         raise ConfigError(f"The config {path} is empty.")
+    if lines.duplicates:
+        key, first, second = lines.duplicates[0]
+        raise ConfigError(f"config key '{key}' is written twice (lines {first} and {second}); "
+                          f"keep one.")
     top = r.mapping(data, "", TOP_KEYS)
     warnings: list[str] = []
     ident = r.mapping(top.get("identity"), "identity",
@@ -390,8 +497,12 @@ def parse_config(data: Any, path: Path, text: str = "", mode: int = 0o600) -> Co
         signature=r.string(ident, "identity", "signature", "") or "",
     )
     for k in ("old_address", "new_address"):
-        if "@" not in getattr(identity, k):
-            raise r.fail(f"identity.{k}", "must be an email address.")
+        problem = address_problem(getattr(identity, k))
+        if problem:
+            raise r.fail(f"identity.{k}", problem + ".")
+    if identity.old_address.casefold() == identity.new_address.casefold():
+        raise r.fail("identity.new_address", "is the same as identity.old_address.")
+    identity = replace(identity, language=_language(r, identity.language))
     old = _account(r, top.get("old"), "old", warnings, mode)
     new = _account(r, top.get("new"), "new", warnings, mode)
     state_name = r.string(top, "", "state", "switchover.sqlite") or "switchover.sqlite"
@@ -415,7 +526,8 @@ def parse_config(data: Any, path: Path, text: str = "", mode: int = 0o600) -> Co
     )
     t = r.mapping(top.get("transition"), "transition",
                   {"start", "close_date", "watch_folders", "forward_method", "auto_forward",
-                   "auto_remind", "remind_every_days", "undo_seconds", "poll_seconds"}, required=False)
+                   "auto_remind", "remind_every_days", "undo_seconds", "poll_seconds",
+                   "handled_on_action"}, required=False)
     fm = r.string(t, "transition", "forward_method", "imap")
     if fm not in ("imap", "smtp"):
         raise r.fail("transition.forward_method", f"must be imap or smtp, not '{fm}'.")
@@ -429,9 +541,32 @@ def parse_config(data: Any, path: Path, text: str = "", mode: int = 0o600) -> Co
         remind_every_days=r.integer(t, "transition", "remind_every_days", 7, 1, 365),
         undo_seconds=r.number(t, "transition", "undo_seconds", 5.0),
         poll_seconds=r.number(t, "transition", "poll_seconds", 60.0, 1.0),
+        handled_on_action=r.boolean(t, "transition", "handled_on_action", True),
     )
+    _check_dates(r, transition, warnings, today or dt.date.today())
     return Config(path=path, identity=identity, old=old, new=new, state=state,
                   migration=migration, transition=transition, warnings=tuple(warnings))
+
+
+def _language(r: _Reader, value: str) -> str:
+    """The reply language as a code switchover has texts for ('zh-CN', 'Chinese' → 'zh')."""
+    from .templates import LANGUAGES, normalize_language   # templates imports this module
+    code = normalize_language(value)
+    if code is None:
+        raise r.fail("identity.language", f"'{value}' is not a language switchover writes "
+                                          f"reminders in (use one of: {', '.join(LANGUAGES)}).")
+    return code
+
+
+def _check_dates(r: _Reader, t: TransitionSettings, warnings: list[str], today: dt.date) -> None:
+    if t.start and t.close_date and t.start > t.close_date:
+        raise r.fail("transition.close_date", f"{t.close_date} is before transition.start "
+                                              f"({t.start}); the old address cannot close before "
+                                              f"the transition starts.")
+    if t.close_date and t.close_date < today:
+        warnings.append(f"transition.close_date{r.lines.at('transition.close_date')} is "
+                        f"{t.close_date}, in the past: the auto-reply no longer answers and "
+                        f"reminders name a day gone by; set the real closing date.")
 
 
 def quote_command(argv: list[str]) -> str:

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import imapclient
 
 from . import imap as imaplib_
-from .classify import (addresses, detect_language, header_text, is_automated, is_bounce, is_spam,
-                       own_addresses_of, parse_headers, sender_of)
+from .classify import (REPLY_SUBJECT, addresses, detect_language, header_text, is_automated,
+                       is_bounce, is_spam, own_addresses_of, parse_headers, sender_of)
 from .errors import ConnectError, SwitchoverError
 from .events import JobProgress
 
@@ -245,6 +245,8 @@ class Correspondents:
             name, sender = sender_of(msg)
             subject = header_text(msg, "Subject")
             if is_sent or sender in own:
+                # what we write to them is a fair guess of what they read (the notices
+                # use it); a reminder goes by what they write first (core/actions.py)
                 lang = detect_language(subject)
                 for rname, addr in addresses(msg, "To", "Cc", "Bcc"):
                     if addr in own or "@" not in addr:
@@ -267,7 +269,9 @@ class Correspondents:
                 a.name = name   # the latest display name they use
             if is_automated(msg)[0] or is_bounce(msg):
                 a.automated_from += 1
-            lang = detect_language(subject)
+            # a subject they wrote themselves (a reply's is usually ours); the monitor
+            # learns better from the words of each new arrival
+            lang = "" if REPLY_SUBJECT.match(subject) else detect_language(subject)
             if lang:
                 a.langs[lang] += 1
         return aggs

@@ -113,7 +113,6 @@ class Engine:
     @functools.cached_property
     def monitor(self) -> "Monitor":
         from .monitor import Monitor
-    from .placements import Placements
         return Monitor(self)
 
     @functools.cached_property

@@ -39,7 +39,7 @@ class FolderProgress(Event):
     job: str                 # "migrate" | "backup" | "import" | "verify"
     source: str
     destination: str
-    state: str               # planned | queued | copying | waiting (daily cap) | done | verified | errors | paused | skipped
+    state: str               # planned | queued | copying | waiting (daily cap) | done | verified | errors | paused | skipped | cancelled
     total_messages: int
     total_bytes: int
     done_messages: int = 0
@@ -62,7 +62,7 @@ class JobProgress(Event):
 
     coalesce: ClassVar[bool] = True
     job: str
-    state: str               # running | paused | done | failed | cancelled
+    state: str               # running | pausing (batches in flight finishing) | paused | done | errors | failed | cancelled
     total_messages: int
     total_bytes: int
     done_messages: int

@@ -6,6 +6,7 @@ imapclient is blocking; callers run these functions in worker threads.
 
 from __future__ import annotations
 
+import imaplib
 import re
 import socket
 import ssl
@@ -72,15 +73,10 @@ def connect(account: Account, *, timeout: float = 60.0, secret: str | None = Non
             client.login(account.username, password)
     except LoginError as e:
         _safe_logout(client)
-        words = _words(e)
-        hint = ""
-        if b"IPDENY" in words.encode(errors="replace"):
-            hint = " (the administrator must allow logins from this IP address)"
-        raise AuthError(f"The {who} refused the login for {account.username}: {words}{hint}; "
-                        f"check the username and the password or authorization code.") from None
+        raise _login_failure(account, e) from None
     except (OSError, IMAPClientError) as e:
         _safe_logout(client)
-        raise ConnectError(f"The {who}: the connection broke during login ({e}).") from None
+        raise ConnectError(f"The {who}: the connection broke during login ({_words(e)}).") from None
     try:
         if client.has_capability("ID"):
             # NetEase refuses SELECT ("Unsafe Login") until the client says who it is.
@@ -88,6 +84,31 @@ def connect(account: Account, *, timeout: float = 60.0, secret: str | None = Non
     except (OSError, IMAPClientError):
         pass
     return client
+
+
+#: a NO to LOGIN that says "not now" rather than "wrong credentials" (RFC 5530)
+_TEMPORARY = re.compile(r"\[(UNAVAILABLE|INUSE|LIMIT)\]", re.I)
+
+
+def _login_failure(account: Account, e: LoginError) -> ConnectError:
+    """What a failed LOGIN / AUTHENTICATE means. imapclient wraps every failure in
+    LoginError, a dropped connection and a BYE included; the error it wraps
+    (``__context__``) tells them apart. Only a tagged NO (or BAD) answer is the server
+    refusing these credentials (AuthError, never retried); a connection that ended during
+    login (EOF, reset, BYE) is a ConnectError the callers retry, and so is a NO that says
+    the server is unavailable or busy."""
+    who = f"{account.side} mailbox"
+    cause = e.__context__
+    words = _words(e)
+    if isinstance(cause, (imaplib.IMAP4.abort, OSError, EOFError)):
+        return ConnectError(f"The {who}: the connection ended during login ({_words(cause)}).")
+    if _TEMPORARY.search(words):
+        return ConnectError(f"The {who} cannot take the login now: {words}.")
+    hint = ""
+    if "IPDENY" in words.upper():
+        hint = " (the administrator must allow logins from this IP address)"
+    return AuthError(f"The {who} refused the login for {account.username}: {words}{hint}; "
+                     f"check the username and the password or authorization code.")
 
 
 def _words(e: BaseException) -> str:
@@ -187,6 +208,26 @@ def with_reconnect(account: Account, work: Callable[[imapclient.IMAPClient], T],
     if isinstance(last, ConnectError):
         raise last
     raise ConnectError(f"The {account.side} mailbox kept dropping the connection ({last}).")
+
+
+def connect_retrying(account: Account, *, attempts: int = 4, timeout: float = 60.0,
+                     on_retry: Callable[[str], None] | None = None,
+                     sleep: Callable[[float], None] = time.sleep) -> imapclient.IMAPClient:
+    """``connect`` that tries again (0.5, 1, 2 s apart) when the connection fails or ends
+    during login; a refused login (AuthError) is raised at once."""
+    backoff = Backoff(first=0.5, cap=10)
+    for attempt in range(attempts):
+        try:
+            return connect(account, timeout=timeout)
+        except AuthError:
+            raise
+        except ConnectError as e:
+            if attempt == attempts - 1:
+                raise
+            if on_retry is not None:
+                on_retry(e.message)
+            sleep(retry_after(e, backoff.next()) if is_throttle(e) else backoff.next())
+    raise AssertionError("unreachable")
 
 
 def fetch_header_fields(client: imapclient.IMAPClient, uids: list[int],

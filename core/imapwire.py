@@ -37,6 +37,25 @@ class ConnectionLost(OSError):
     """The connection broke or the server said BYE (possibly throttling)."""
 
 
+class ResponseTooLong(WireError):
+    """A server line longer than MAX_LINE: refused loudly (the connection is closed)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__("BAD", text)
+
+
+class Incomplete(WireError):
+    """A listing disagreed with the server's own count (EXISTS): never taken as complete."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__("NO", text)
+
+
+#: longest server line read (a UID SEARCH of 5 million messages is ~45 MB)
+MAX_LINE = 64 * 2**20
+_PIECE = 1 << 20
+
+
 _LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n$")
 _TOKEN = re.compile(
     rb'[ \t]*(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|'
@@ -113,6 +132,12 @@ def parse_tokens(parts: list[bytes]) -> list[Any]:
     return root
 
 
+def check_listed(folder: str, listed: int, exists: int) -> None:
+    """A listing must hold as many messages as the server says the folder has."""
+    if listed != exists:
+        raise Incomplete(f"the server counts {exists:,} messages in {folder} but listed {listed:,}")
+
+
 @dataclass
 class Selected:
     name: str
@@ -147,6 +172,7 @@ class Wire:
         self.literal_plus = b"LITERAL+" in caps
         self.has_multiappend = b"MULTIAPPEND" in caps
         self.uidplus = b"UIDPLUS" in caps
+        self.unselect = b"UNSELECT" in caps
         self.selected: Selected | None = None
 
     # -- low level ----------------------------------------------------------------------
@@ -180,13 +206,36 @@ class Wire:
             raise ConnectionLost(f"connection lost while sending ({e})") from None
 
     def _line(self) -> bytes:
+        """One server line, CRLF included, however long (a ``* SEARCH`` of 200,000 UIDs
+        is 1.4 MB): read in pieces to the LF, bounded by MAX_LINE."""
         try:
-            line = self.file.readline(1 << 20)
+            line = self.file.readline(_PIECE)
+            if len(line) == _PIECE and not line.endswith(b"\n"):
+                pieces = [line]
+                size = len(line)
+                while not pieces[-1].endswith(b"\n"):
+                    piece = self.file.readline(_PIECE)
+                    if not piece:
+                        break
+                    pieces.append(piece)
+                    size += len(piece)
+                    if size > MAX_LINE:
+                        self._abandon()
+                        raise ResponseTooLong(
+                            f"the server sent a response line longer than {MAX_LINE / 2**20:g} MiB")
+                line = b"".join(pieces)
         except OSError as e:
             raise ConnectionLost(f"connection lost ({e})") from None
-        if not line:
+        if not line.endswith(b"\n"):
             raise ConnectionLost("the server closed the connection")
         return line
+
+    def _abandon(self) -> None:
+        """Close the socket: the stream is out of step (the next use reconnects)."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def _read(self, n: int) -> bytes:
         try:
@@ -202,8 +251,10 @@ class Wire:
         parts: list[bytes] = []
         while True:
             line = self._line()
-            m = _LITERAL.search(line)
-            if m and line.endswith(b"}\r\n"):
+            # only a line ending in "}CRLF" announces a literal: look at its tail, not at
+            # the whole line (a SEARCH answer can be megabytes long)
+            m = _LITERAL.match(line, line.rfind(b"{")) if line.endswith(b"}\r\n") else None
+            if m:
                 parts.append(line[: m.start()])
                 parts.append(self._read(int(m.group(1))))
                 continue
@@ -275,11 +326,16 @@ class Wire:
             err = e
         if t2 is not None:
             try:
-                self.finish(t2, self._search_handler(uids))
+                self.finish(t2, self.search_handler(uids, info))
             except WireError as e:
                 err = err or e
         if err is not None:
             raise err
+        if search and len(uids) != info["exists"]:
+            # mail arrived or left between the two answers: ask once more, then insist
+            uids = []
+            self.command(b"UID SEARCH ALL", self.search_handler(uids, info))
+            check_listed(name, len(uids), info["exists"])
         self.selected = Selected(name, info["exists"], info["uidvalidity"], info["uidnext"])
         return self.selected, uids
 
@@ -288,6 +344,20 @@ class Wire:
         def untagged(parts: list[bytes]) -> None:
             if parts[0].startswith(b"* SEARCH"):
                 uids.extend(int(x) for x in parts[0][8:].split() if x.isdigit())
+        return untagged
+
+    @staticmethod
+    def search_handler(uids: list[int], info: dict[str, int]) -> Callable[[list[bytes]], None]:
+        """UIDs of ``* SEARCH`` into ``uids``; an ``* n EXISTS`` sent meanwhile updates
+        ``info["exists"]`` (what the listing is checked against)."""
+        def untagged(parts: list[bytes]) -> None:
+            head = parts[0]
+            if head.startswith(b"* SEARCH"):
+                uids.extend(int(x) for x in head[8:].split() if x.isdigit())
+                return
+            m = _UNTAGGED_NUM.match(head)
+            if m and m.group(2) == b"EXISTS":
+                info["exists"] = int(m.group(1))
         return untagged
 
     def status_many(self, names: list[str]) -> dict[str, dict[str, int] | WireError]:
@@ -317,6 +387,28 @@ class Wire:
         uids: list[int] = []
         self.command(b"UID SEARCH ALL", self._search_handler(uids))
         return uids
+
+    def expunge_uids(self, folder: str, uids: list[int]) -> None:
+        """Remove exactly these messages (SELECT, UID STORE \\Deleted, UID EXPUNGE): only
+        with UIDPLUS, whose UID EXPUNGE leaves every other \\Deleted message alone."""
+        if not self.uidplus:
+            raise WireError("NO", "the server has no UIDPLUS: messages cannot be removed one by one")
+        self.selected = None
+        self.select(folder, readonly=False)
+        self.selected = None      # read-write: the next EXAMINE re-selects
+        s = uid_set(uids)
+        t1 = self.start(b"UID STORE " + s + b" +FLAGS.SILENT (\\Deleted)")
+        t2 = self.start(b"UID EXPUNGE " + s)
+        # never CLOSE: it would expunge every \\Deleted message of the folder
+        tags = [t1, t2] + ([self.start(b"UNSELECT")] if self.unselect else [])
+        err = None
+        for t in tags:
+            try:
+                self.finish(t)
+            except WireError as e:
+                err = err or e
+        if err is not None:
+            raise err
 
     def fetch(self, uids: bytes, items: bytes, each: Callable[[dict[bytes, Any]], None]) -> None:
         """UID FETCH ``uids`` (items); ``each`` gets {ITEM: value} per message (streaming)."""
@@ -406,7 +498,8 @@ class Wire:
             except WireError as e:
                 results.append(AppendResult(False, text=e.text))
                 continue
-            self.send(raw + b"\r\n")
+            self.queue(raw)          # the message as it is: no copy with the CRLF joined
+            self.send(b"\r\n")
             results.append(self._one_result(tag))
         return results
 

@@ -384,9 +384,10 @@ class Importer:
     # -- connection and destination -------------------------------------------------------
     def _connect(self) -> None:
         from .folders import ensure_folder, list_folders, namespace_of
-        from .imap import connect
+        from .imap import connect_retrying
         from .imapwire import Wire
-        self.client = connect(self.engine.account(self.side))
+        # a connection dropped during login is tried again; a refused login is not
+        self.client = connect_retrying(self.engine.account(self.side))
         if not self.folder:
             prefix, delim = namespace_of(self.client)
             names = {f.name for f in list_folders(self.client)}

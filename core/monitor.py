@@ -6,9 +6,19 @@ One watcher per (side, folder), each on its own connection: IMAP IDLE where offe
 (restarted well before the 29-minute limit, socket timeouts so a dead connection shows
 up), polling elsewhere, reconnecting forever with backoff. The last UID seen per (side,
 folder, UIDVALIDITY) lives in ``settings``, so after any gap the watch catches up from
-there: nothing missed, nothing shown twice (UNIQUE uid key + Message-ID dedupe).
-First start baselines at UIDNEXT: years of history belong to the correspondents scan,
-not to the feed. Messages are only ever read with BODY.PEEK (never marked \\Seen).
+there: nothing missed, nothing shown twice (UNIQUE uid key + Message-ID dedupe, in one
+write transaction with the automatic rules, so another process watching the same state
+file neither doubles an arrival nor skips its rules).
+
+The first look at an old folder starts where the migration last read it (its
+UIDVALIDITY and UIDNEXT in ``folders``): what arrived after the migration's snapshot is
+in the feed. Without a migration of that folder it starts at ``transition.start``
+(messages whose INTERNALDATE is on or after it), else at UIDNEXT: years of history
+belong to the correspondents scan, not to the feed. Messages are only ever read with
+BODY.PEEK (never marked \\Seen).
+
+Trouble with the state file (another process holding it) is not trouble with the
+server: the watcher keeps its connection, says so once, waits and goes on.
 """
 
 from __future__ import annotations
@@ -27,11 +37,12 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 import imapclient
 
 from . import imap as imaplib_
-from .classify import (addresses, badge_for, detect_language, header_text,
-                       is_automated, is_bounce, is_spam, message_text, own_addresses_of,
-                       parse_headers, parse_message, preview_of, recipients_of, sender_of)
+from .classify import (addresses, badge_for, header_text, is_automated, is_bounce, is_spam,
+                       message_text, own_addresses_of, parse_headers, parse_message,
+                       preview_of, recipients_of, sender_language_of, sender_of)
 from .errors import AuthError, ConfigError, ConnectError, FolderError, SwitchoverError
 from .events import ArrivalSeen, ConnectionState, LogLine
+from .identity import identity_from_headers
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -129,7 +140,7 @@ class Monitor:
         self._stop_async: asyncio.Event | None = None
         self._wake: asyncio.Event | None = None
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._record_lock: asyncio.Lock | None = None
+        self._db_trouble: set[tuple[str, str]] = set()
         self._conn: dict[tuple[str, str], str] = {}
         self._published: dict[str, str] = {}
         self._body_cache: collections.OrderedDict[int, str] = collections.OrderedDict()
@@ -161,9 +172,12 @@ class Monitor:
         finally:
             self._stop_flag.set()
             self._stop_async.set()
-            _, pending = await asyncio.wait(watchers, timeout=5)
+            done, pending = await asyncio.wait(watchers, timeout=5)
             for task in pending:
                 task.cancel()
+            for task in done:      # looked at once: never "Task exception was never retrieved"
+                if not task.cancelled() and task.exception() is not None:
+                    self.engine.publish(LogLine("error", f"{task.get_name()}: {_short(task.exception())}"))
             for task in (stop_waiter, internal):
                 if task is not None:
                     task.cancel()
@@ -225,6 +239,7 @@ class Monitor:
     # -- one watcher ------------------------------------------------------------------------
     async def _watch(self, side: str, folder: str) -> None:
         backoff = imaplib_.Backoff(1.0, self.backoff_cap)
+        db_backoff = imaplib_.Backoff(0.5, 30.0)
         while not self._stop_flag.is_set():
             client: imapclient.IMAPClient | None = None
             delay = 0.0
@@ -234,7 +249,8 @@ class Monitor:
                 backoff.reset()
                 idle = self.use_idle and client.has_capability("IDLE")
                 while not self._stop_flag.is_set():
-                    await self._sync(client, side, folder)
+                    if not await self._sync_or_wait(client, side, folder, db_backoff):
+                        continue      # the state file was busy: waited; sync again, same connection
                     if idle:
                         await self.engine.run_blocking(self._idle_wait, client, self.idle_restart)
                     else:
@@ -268,6 +284,35 @@ class Monitor:
                 except _Stopped:
                     break
 
+    async def _sync_or_wait(self, client: imapclient.IMAPClient, side: str, folder: str,
+                            db_backoff: imaplib_.Backoff) -> bool:
+        """One sync; False when the state file was busy (said once per episode, then
+        waited out). A database error is no reason to drop the IMAP connection: what was
+        not written is fetched again by the next sync (the mark moves only after it)."""
+        key = (side, folder)
+        try:
+            # mail that arrives during a sync is announced in the answers to its
+            # commands, and IDLE will not announce it again: sync until a pass saw none
+            for _ in range(50):
+                await self._sync(client, side, folder)
+                if not _grew_since_select(client):
+                    break
+        except Exception as e:
+            from .actions import is_database_error
+            if not is_database_error(e):
+                raise
+            if key not in self._db_trouble:
+                self._db_trouble.add(key)
+                self.engine.publish(LogLine("warning", f"Watching {side} {folder}: the state file is "
+                                                       f"busy ({_short(e)}); waiting, then going on."))
+            await self._sleep(db_backoff.next())
+            return False
+        if key in self._db_trouble:
+            self._db_trouble.discard(key)
+            self.engine.publish(LogLine("info", f"Watching {side} {folder}: the state file is usable again."))
+        db_backoff.reset()
+        return True
+
     def _connect(self, side: str) -> imapclient.IMAPClient:
         client = imaplib_.connect(self.engine.account(side), timeout=self.socket_timeout)
         client.normalise_times = False   # aware INTERNALDATEs
@@ -282,6 +327,12 @@ class Monitor:
         try:
             end = time.monotonic() + max_seconds
             while not self._stop_flag.is_set() and time.monotonic() < end:
+                # idle_check waits on the socket; a response that came in the same packet
+                # as IDLE's "+ idling" (mail that arrived during the last sync) already
+                # sits in the reader's buffer and would wait for the next packet: sync now
+                if _buffered(client):
+                    grew = True
+                    break
                 t0 = time.monotonic()
                 responses = client.idle_check(timeout=0.5)
                 for r in responses:
@@ -328,6 +379,9 @@ class Monitor:
                     raise
                 self.engine.publish(LogLine("warning", f"The new mailbox was not checked: {e}"))
             except Exception as e:
+                from .actions import is_database_error
+                if is_database_error(e):
+                    raise
                 if side == "old":
                     raise ConnectError(f"The old mailbox: catching up failed ({_short(e)}).") from None
                 self.engine.publish(LogLine("warning", f"The new mailbox was not checked: {_short(e)}"))
@@ -360,6 +414,10 @@ class Monitor:
             uidvalidity, uidnext = await rb(_select, client, folder)
             mark = await self._get_mark(side, folder)
             now = time.time()
+            if mark is None and side == "old":
+                mark, count = await self._first_look(client, folder, uidvalidity, uidnext)
+                if mark is None:
+                    return count
             if mark is None:
                 # first start: the feed begins now; history is the correspondents' job
                 await self._set_mark(side, folder, _Mark(uidvalidity, uidnext - 1, now))
@@ -395,6 +453,40 @@ class Monitor:
                 mark.last_uid = max(mark.last_uid, uidnext - 1)
             await self._set_mark(side, folder, mark)
             return count
+
+    async def _first_look(self, client: imapclient.IMAPClient, folder: str, uidvalidity: int,
+                          uidnext: int) -> tuple[_Mark | None, int]:
+        """Where the first watch of an old folder starts; sets the mark. (mark, 0) to sync
+        on from the migration's snapshot; (None, n) when the arrivals since the start
+        date were recorded here (n of them), or at UIDNEXT (n = 0)."""
+        row = await self.engine.store.fetchone(
+            "SELECT uidvalidity, uidnext FROM folders WHERE side='old' AND name=?", (folder,))
+        if row is not None and row["uidnext"] and int(row["uidvalidity"] or 0) == uidvalidity:
+            last = min(int(row["uidnext"]), uidnext) - 1
+            mark = _Mark(uidvalidity, last, time.time())
+            await self._set_mark("old", folder, mark)
+            if uidnext - 1 > last:
+                self.engine.publish(LogLine("info", f"The watch of {folder} starts where the migration "
+                                                    f"last read it (UID {last + 1} on)."))
+            return mark, 0
+        t = self.engine.config.transition
+        start = getattr(t, "start_date", None) or getattr(t, "start", None)
+        if not start:
+            await self._set_mark("old", folder, _Mark(uidvalidity, uidnext - 1, time.time()))
+            return None, 0
+        rb = self.engine.run_blocking
+        uids = sorted(await rb(client.search, ["SINCE", start]))
+        count = 0
+        for chunk in _chunks(uids, _CHUNK):
+            for f in await rb(_fetch, client, chunk):
+                if await self._record("old", folder, uidvalidity, f) is not None:
+                    count += 1
+        last = max([uidnext - 1, *uids])
+        await self._set_mark("old", folder, _Mark(uidvalidity, last, time.time()))
+        if count:
+            self.engine.publish(LogLine("info", f"The watch of {folder} starts at the transition's "
+                                                f"start, {start}: {count} arrival(s) since then."))
+        return None, count
 
     async def _learn_switched(self, client: imapclient.IMAPClient, folder: str) -> None:
         """On the first look at the new INBOX: who already wrote to the new address."""
@@ -433,10 +525,9 @@ class Monitor:
 
     # -- recording --------------------------------------------------------------------------
     async def _record(self, side: str, folder: str, uidvalidity: int, f: _Fetched) -> int | None:
-        """Store one fetched message as an arrival and announce it; None when it is already
-        known (same UID, or same Message-ID on this side)."""
-        if self._record_lock is None:
-            self._record_lock = asyncio.Lock()
+        """Store one fetched message as an arrival, apply the automatic rules and announce
+        it, all in one write transaction; None when it is already known (same UID, or
+        same Message-ID on this side)."""
         store = self.engine.store
         msg = parse_headers(f.header)
         mid = (header_text(msg, "Message-ID") or "").strip() or None
@@ -448,9 +539,12 @@ class Monitor:
             text = message_text(full)
         except Exception:
             text = ""
-        language = detect_language(f"{subject}\n{text[:2000]}")
+        language = sender_language_of(subject, text)
+        # the migration's identity (needs a Message-ID; a message without one gets its
+        # content identity when a forward reads it whole)
+        identity = identity_from_headers(f.header, f.size) if f.size else None
         own = own_addresses_of(self.engine)
-        async with self._record_lock:
+        async with store.transaction():
             if mid and await store.fetchone("SELECT 1 FROM arrivals WHERE side=? AND message_id=?",
                                             (side, mid)):
                 return None
@@ -459,31 +553,35 @@ class Monitor:
             badge = await badge_for(self.engine, sender, msg, f.flags)
             cur = await store.run(
                 "INSERT INTO arrivals(side, folder, uidvalidity, uid, message_id, sender, sender_name, "
-                "recipients, subject, date, seen_at, size, language, badge, state, preview, headers) "
-                "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,'new',?,?) "
+                "recipients, subject, date, seen_at, size, language, badge, state, preview, headers, "
+                "identity) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,'new',?,?,?) "
                 "ON CONFLICT(side, folder, uidvalidity, uid) DO NOTHING",
                 (side, folder, uidvalidity, f.uid, mid, sender, name,
                  ", ".join(recipients_of(msg)), subject, _utc_iso(when), time.time(), f.size,
-                 language, badge, preview_of(text), f.header.decode("latin-1")))
+                 language, badge, preview_of(text), f.header.decode("latin-1"), identity))
             if cur.rowcount != 1:
                 return None
             arrival_id = int(cur.lastrowid or 0)
             if side == "old" and sender and sender not in own:
                 automated = 1 if badge in ("automated", "bounce") else 0
-                await store.execute(
+                # what they just wrote tells their language better than old subjects
+                await store.run(
                     "INSERT INTO correspondents(address, name, language, automated, last_old_arrival) "
                     "VALUES(?,?,?,?,?) ON CONFLICT(address) DO UPDATE SET "
                     "name=COALESCE(NULLIF(correspondents.name,''), excluded.name), "
-                    "language=COALESCE(NULLIF(correspondents.language,''), excluded.language), "
+                    "language=COALESCE(NULLIF(excluded.language,''), correspondents.language), "
                     "last_old_arrival=MAX(COALESCE(correspondents.last_old_arrival, 0), excluded.last_old_arrival)",
                     (sender, name, language, automated, when.timestamp() if when else time.time()))
-        self.engine.publish(ArrivalSeen(arrival_id, side, sender, subject, badge))
-        if side == "old":
-            await self._hook(arrival_id)
+            self.engine.publish(ArrivalSeen(arrival_id, side, sender, subject, badge))
+            if side == "old":
+                await self._hook(arrival_id)
         return arrival_id
 
     async def _hook(self, arrival_id: int) -> None:
-        """Let the actions facet apply auto rules (it records before it acts)."""
+        """Let the actions facet apply auto rules (it records before it acts), inside the
+        arrival's transaction: a crash or a busy state file leaves neither the arrival
+        nor its rules half done. Only a database error undoes the arrival (the next sync
+        records it again); any other failure of a rule is logged."""
         try:
             on_arrival = self.engine.actions.on_arrival
         except (AttributeError, ImportError):
@@ -492,7 +590,10 @@ class Monitor:
             await on_arrival(arrival_id)
         except (AttributeError, ImportError):
             pass
-        except Exception as e:  # an auto rule's failure must not stop the watch
+        except Exception as e:
+            from .actions import is_database_error
+            if is_database_error(e):
+                raise
             self.engine.publish(LogLine("warning", f"Auto rules for arrival #{arrival_id}: {_short(e)}"))
 
     # -- queries ------------------------------------------------------------------------------
@@ -597,6 +698,8 @@ def _select(client: imapclient.IMAPClient, folder: str) -> tuple[int, int]:
         if imaplib_.is_connection_error(e):
             raise
         raise FolderError(f"Cannot open the folder {folder}: {_short(e)}.") from None
+    # EXISTS answers seen so far; one more later means the folder grew meanwhile
+    client._switchover_exists = len(client._imap.untagged_responses.get("EXISTS", []))  # type: ignore[attr-defined]
     uidvalidity = int(info.get(b"UIDVALIDITY", 0) or 0)
     uidnext = info.get(b"UIDNEXT")
     if not uidnext:  # a few servers omit it; the highest UID + 1 will do
@@ -652,6 +755,26 @@ def _arrival(r: Any, actions: dict[str, str]) -> Arrival:
                    subject=r["subject"] or "", date=date, seen_at=r["seen_at"], badge=r["badge"] or "",
                    state=r["state"], language=r["language"] or "", preview=r["preview"] or "",
                    actions=actions, size=r["size"] or 0, uidvalidity=r["uidvalidity"])
+
+
+def _grew_since_select(client: imapclient.IMAPClient) -> bool:
+    """True when the server announced new mail (EXISTS) after the last EXAMINE."""
+    seen = getattr(client, "_switchover_exists", None)
+    return seen is not None and len(client._imap.untagged_responses.get("EXISTS", [])) > seen
+
+
+def _buffered(client: imapclient.IMAPClient) -> bool:
+    """True when the connection's reader holds received bytes not yet parsed."""
+    sock = client.socket()
+    mode = sock.gettimeout()
+    try:
+        sock.setblocking(False)
+        try:
+            return bool(client._imap.file.peek(1))
+        except (BlockingIOError, ssl.SSLWantReadError, InterruptedError):
+            return False
+    finally:
+        sock.settimeout(mode)
 
 
 _RESPONSE_START = re.compile(rb"^(\* |\+|[A-Za-z0-9.]+ (OK|NO|BAD|BYE|PREAUTH)\b)")

@@ -3,7 +3,18 @@ timeouts, and turning every refusal into one sentence carrying the server's code
 
 ``smtplib`` is blocking; callers run :func:`send` in a worker thread
 (``engine.run_blocking``). The message bytes are sent as given (callers build them with
-CRLF line ends); ``smtplib`` only dot-stuffs them.
+CRLF line ends), only dot-stuffed.
+
+Exactly once (issue 9): a send has one window whose outcome cannot be known — from the
+moment the end of the message data (``CRLF . CRLF``) leaves until the server's reply
+arrives. Before it, a failure means nothing was delivered (the server discards data that
+never ended), so trying again is safe. Inside it, a timeout or a dropped connection
+means the server may or may not have taken the message: :func:`send` raises
+:class:`SmtpInDoubt`, never a retryable error, and calls ``before_data`` just before the
+data goes out so the caller can record that the window opened (a process killed inside
+it leaves that record behind). The reply to the end of data is awaited for
+``data_timeout`` (RFC 5321 §4.5.3.2.6 suggests 10 minutes: a slow server is not a lost
+message); connecting, the greeting and the commands use the shorter ``timeout``.
 """
 
 from __future__ import annotations
@@ -13,6 +24,7 @@ import smtplib
 import socket
 import ssl
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .config import Account
 from .errors import AuthError, ConnectError, SwitchoverError
@@ -25,6 +37,13 @@ _THROTTLE = re.compile(
     r"4\.7\.0 temporary|exceeded|slow down", re.I)
 
 
+#: connecting, the greeting and each command's reply (RFC 5321 allows more; 60 s is plenty
+#: for a server that is there at all)
+COMMAND_TIMEOUT = 60.0
+#: the reply to the end of the message data (RFC 5321 §4.5.3.2.6: 10 minutes)
+DATA_TIMEOUT = 600.0
+
+
 class SmtpError(SwitchoverError):
     """The SMTP server refused; ``temporary`` tells whether trying later may work."""
 
@@ -34,6 +53,13 @@ class SmtpError(SwitchoverError):
         self.code = code
         self.temporary = temporary or throttled
         self.throttled = throttled
+
+
+class SmtpInDoubt(SwitchoverError):
+    """The whole message went to the server but its answer never came (timeout, dropped
+    connection): it may have been delivered. Never to be retried blindly."""
+
+    temporary = False
 
 
 @dataclass(frozen=True)
@@ -116,11 +142,17 @@ def _login(conn: smtplib.SMTP, account: Account, secret: str) -> None:
 
 
 def send(account: Account, mail_from: str, rcpts: list[str], raw: bytes, *,
-         timeout: float = 60.0, secret: str | None = None) -> SendResult:
+         timeout: float = COMMAND_TIMEOUT, data_timeout: float = DATA_TIMEOUT,
+         secret: str | None = None, before_data: Callable[[], None] | None = None) -> SendResult:
     """Send ``raw`` through ``account``'s SMTP server to ``rcpts``.
 
-    Raises AuthError (login refused), ConnectError (unreachable; temporary) or SmtpError
-    (refused; ``temporary`` / ``throttled`` say whether to retry), each one sentence.
+    ``before_data`` is called (in this thread) after the server said 354 and before any
+    byte of the message leaves; if it raises, the message is not sent (the connection is
+    dropped mid-DATA, which the server discards) and its exception propagates.
+
+    Raises AuthError (login refused), ConnectError (unreachable or cut before the data
+    ended; temporary), SmtpError (refused; ``temporary`` / ``throttled`` say whether to
+    retry) or SmtpInDoubt (the data ended but no answer came), each one sentence.
     """
     ep = account.smtp
     who = f"The {account.side} SMTP server"
@@ -129,6 +161,7 @@ def send(account: Account, mail_from: str, rcpts: list[str], raw: bytes, *,
                               f"add {account.side}.smtp (host, port, security) to the config.")
     password = secret if secret is not None else account.secret()
     conn: smtplib.SMTP | None = None
+    polite = True      # QUIT at the end; not while the server may still read message data
     try:
         try:
             conn = _open(account, timeout)
@@ -157,8 +190,10 @@ def send(account: Account, mail_from: str, rcpts: list[str], raw: bytes, *,
             options.append("BODY=8BITMIME")
         if (not mail_from.isascii() or not all(r.isascii() for r in rcpts)) and conn.has_extn("smtputf8"):
             options.append("SMTPUTF8")
+        tx = _Transaction(conn, who=f"{who} {ep.host}:{ep.port}", data_timeout=data_timeout,
+                          before_data=before_data)
         try:
-            refused = conn.sendmail(mail_from, rcpts, raw, mail_options=options)
+            refused = tx.run(mail_from, rcpts, raw, options)
         except smtplib.SMTPRecipientsRefused as e:
             parts = [f"{addr}: {code} {_words(msg)}" for addr, (code, msg) in e.recipients.items()]
             code = min((c for c, _ in e.recipients.values()), default=550)
@@ -175,6 +210,8 @@ def send(account: Account, mail_from: str, rcpts: list[str], raw: bytes, *,
             raise _refusal(f"{who} refused the message", e.smtp_code, e.smtp_error) from None
         except smtplib.SMTPResponseException as e:
             raise _refusal(f"{who} refused", e.smtp_code, e.smtp_error) from None
+        finally:
+            polite = not tx.in_data
         accepted = tuple(r for r in rcpts if r not in refused)
         return SendResult(accepted=accepted,
                           refused={a: f"{c} {_words(m)}" for a, (c, m) in refused.items()},
@@ -190,7 +227,10 @@ def send(account: Account, mail_from: str, rcpts: list[str], raw: bytes, *,
     finally:
         if conn is not None:
             try:
-                conn.quit()
+                if polite:
+                    conn.quit()
+                else:
+                    conn.close()
             except Exception:
                 try:
                     conn.close()
@@ -198,9 +238,86 @@ def send(account: Account, mail_from: str, rcpts: list[str], raw: bytes, *,
                     pass
 
 
+class _Transaction:
+    """One MAIL / RCPT / DATA exchange, as ``smtplib.SMTP.sendmail`` does it, with the
+    end of the data sent apart so the in-doubt window is exact (see the module's
+    docstring). ``in_data`` is True while the server is inside DATA (QUIT would be read
+    as message text then)."""
+
+    def __init__(self, conn: smtplib.SMTP, *, who: str, data_timeout: float,
+                 before_data: Callable[[], None] | None) -> None:
+        self.conn = conn
+        self.who = who
+        self.data_timeout = data_timeout
+        self.before_data = before_data
+        self.in_data = False
+
+    def run(self, mail_from: str, rcpts: list[str], raw: bytes,
+            options: list[str]) -> dict[str, tuple[int, bytes]]:
+        conn = self.conn
+        esmtp = list(options)
+        if conn.does_esmtp and conn.has_extn("size"):
+            esmtp.insert(0, f"size={len(raw)}")
+        code, resp = conn.mail(mail_from, esmtp if conn.does_esmtp else [])
+        if code != 250:
+            if code == 421:
+                conn.close()
+            else:
+                conn._rset()
+            raise smtplib.SMTPSenderRefused(code, resp, mail_from)
+        refused: dict[str, tuple[int, bytes]] = {}
+        for rcpt in rcpts:
+            code, resp = conn.rcpt(rcpt)
+            if code not in (250, 251):
+                refused[rcpt] = (code, resp)
+            if code == 421:
+                conn.close()
+                raise smtplib.SMTPRecipientsRefused(refused)
+        if len(refused) == len(rcpts):
+            conn._rset()
+            raise smtplib.SMTPRecipientsRefused(refused)
+        conn.putcmd("data")
+        code, resp = conn.getreply()
+        if code != 354:
+            conn._rset()
+            raise smtplib.SMTPDataError(code, resp)
+        self.in_data = True
+        if self.before_data is not None:
+            self.before_data()          # raises: nothing of the message has left
+        body = re.sub(rb"(?m)^\.", b"..", raw)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        conn.send(body)                 # cut here: the data never ended, nothing delivered
+        try:
+            if conn.sock is not None:
+                conn.sock.settimeout(self.data_timeout)
+            conn.send(b".\r\n")
+            code, resp = conn.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as e:
+            raise SmtpInDoubt(
+                f"{self.who} received the whole message but gave no answer "
+                f"({_doubt_reason(e, self.data_timeout)}); it may or may not have been "
+                f"delivered.") from None
+        self.in_data = False
+        if code != 250:
+            if code == 421:
+                conn.close()
+            else:
+                conn._rset()
+            raise smtplib.SMTPDataError(code, resp)
+        return refused
+
+
+def _doubt_reason(e: BaseException, waited: float) -> str:
+    text = str(e).lower()
+    if isinstance(e, (socket.timeout, TimeoutError)) or "timed out" in text:
+        return f"no reply within {waited:g} s"
+    return "the connection broke while waiting for the reply"
+
+
 def is_temporary(exc: BaseException) -> bool:
     """True when trying again later may succeed (network trouble, 4xx, throttling)."""
-    if isinstance(exc, AuthError):
+    if isinstance(exc, (AuthError, SmtpInDoubt)):
         return False
     if isinstance(exc, SmtpError):
         return exc.temporary

@@ -124,15 +124,53 @@ class Result:
     lastrowid: int
 
 
+def make_private_dirs(path: str | os.PathLike[str]) -> Path:
+    """``mkdir -p`` where every folder this creates is 0700 (``Path.mkdir(parents=True)``
+    gives the parents the umask's 0755): state, backups and reports hold whole mailboxes.
+    Folders that exist already are left as they are."""
+    p = Path(path)
+    missing: list[Path] = []
+    for d in (p, *p.parents):
+        if d.exists():
+            break
+        missing.append(d)
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+    return p
+
+
+def open_private(path: str | os.PathLike[str], mode: str = "wb") -> Any:
+    """``open()`` that creates a missing file as 0600 (readable by the user only); an
+    existing file keeps its permissions. ``mode`` is one of open()'s w / a / r+ modes."""
+    flags = os.O_CREAT | (os.O_RDWR if "+" in mode or "r" in mode else os.O_WRONLY)
+    if mode.startswith("w"):
+        flags |= os.O_TRUNC
+    elif mode.startswith("a"):
+        flags |= os.O_APPEND
+    fd = os.open(path, flags, 0o600)
+    try:
+        return os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _private_file(p: Path) -> None:
     """Create the state file (and a missing parent folder) readable by the user only:
     it holds the whole mailbox's map of senders and subjects. SQLite gives its -wal and
     -shm files the permissions of the database file."""
-    if not p.parent.exists():
-        p.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+    make_private_dirs(p.parent)
     if not p.exists():
         fd = os.open(p, os.O_CREAT | os.O_WRONLY, 0o600)
         os.close(fd)
+
+
+def state_problem(p: Path, e: BaseException) -> str:
+    """One sentence for an SQLite or file error on the state file ``p``."""
+    return _sentence(p, e)
 
 
 def _sentence(p: Path, e: BaseException) -> str:
@@ -190,7 +228,9 @@ class Store:
     process's writer (busy timeout) instead of failing on a stale read snapshot. Reads
     close their cursor at once, so no snapshot outlives the statement. Within this
     process an asyncio lock keeps one coroutine's statements out of another's
-    transaction.
+    transaction, reads included: a read cursor still open while another task's write ran
+    on the same connection made that write upgrade a stale snapshot, which SQLite refuses
+    at once with "database is locked" (no busy wait applies).
     """
 
     BUSY_MS = 30000
@@ -229,10 +269,7 @@ class Store:
     async def _setup(self) -> None:
         # the busy timeout first: another process may be creating the schema right now
         await self.db.execute(f"PRAGMA busy_timeout={self.BUSY_MS}")
-        mode = await self._one("PRAGMA journal_mode=WAL")
-        if mode is not None and str(mode[0]).lower() != "wal":
-            raise SwitchoverError(f"The state file {self.path} cannot use SQLite's WAL mode "
-                                  f"(journal mode {mode[0]}); put it on a local disk.", exit_code=2)
+        await self._wal()
         await self.db.execute("PRAGMA synchronous=NORMAL")
         await self.db.execute("PRAGMA foreign_keys=ON")
         version = (await self._one("PRAGMA user_version"))[0]
@@ -254,7 +291,36 @@ class Store:
             except BaseException:
                 await self.db.execute("ROLLBACK")
                 raise
+        else:
+            # a read-only file (or folder) opens fine, BEGIN IMMEDIATE too, and fails at the
+            # first real write, deep in some job: write once now (rolled back), while one
+            # sentence can still say so
+            await self._begin()
+            try:
+                await self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('opened', '')")
+            finally:
+                await self.db.execute("ROLLBACK")
         self._data_version = (await self._one("PRAGMA data_version"))[0]
+
+    async def _wal(self) -> None:
+        """WAL mode, set once per file. Setting it needs a lock SQLite does not wait for
+        (no busy handler): asked while another process writes, "PRAGMA journal_mode=WAL"
+        fails at once with "database is locked" even on a file already in WAL mode. So
+        the mode is read first and set only when needed, and a busy answer waits and
+        asks again."""
+        for attempt in range(100):
+            try:
+                mode = await self._one("PRAGMA journal_mode")
+                if mode is not None and str(mode[0]).lower() != "wal":
+                    mode = await self._one("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as e:
+                if attempt == 99 or not ("locked" in str(e).lower() or "busy" in str(e).lower()):
+                    raise
+                await asyncio.sleep(0.05)
+        if mode is not None and str(mode[0]).lower() != "wal":
+            raise SwitchoverError(f"The state file {self.path} cannot use SQLite's WAL mode "
+                                  f"(journal mode {mode[0]}); put it on a local disk.", exit_code=2)
 
     def _newer(self, version: int) -> SwitchoverError:
         return SwitchoverError(
@@ -263,8 +329,9 @@ class Store:
             exit_code=2)
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        async with self.db.execute(sql, params) as cur:
-            return await cur.fetchone()
+        async with self._write.hold():
+            async with self.db.execute(sql, params) as cur:
+                return await cur.fetchone()
 
     async def _begin(self) -> None:
         """BEGIN IMMEDIATE, waiting out a writer of another process beyond the busy
@@ -305,14 +372,16 @@ class Store:
             await db.executemany(sql, rows)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-        async with self.db.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        async with self._write.hold():
+            async with self.db.execute(sql, params) as cur:
+                return list(await cur.fetchall())
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
         """The first row; the cursor is closed at once (an open one would pin a read
         snapshot and make the next write of this connection fail)."""
-        async with self.db.execute(sql, params) as cur:
-            return await cur.fetchone()
+        async with self._write.hold():
+            async with self.db.execute(sql, params) as cur:
+                return await cur.fetchone()
 
     async def scalar(self, sql: str, params: Sequence[Any] = (), default: Any = None) -> Any:
         row = await self.fetchone(sql, params)

@@ -39,6 +39,17 @@ def pick_language(*candidates: str | None, default: str = "en") -> str:
     return normalize_language(default) or "en"
 
 
+def sender_language(*detected: str | None) -> str:
+    """The language to answer a sender in: the first language known of them (what they
+    wrote in this message, then what the history says) when we have texts for it, else
+    English. Never the user's own language: a French customer of a Chinese exporter
+    reads English more likely than Chinese."""
+    for code in detected:
+        if code and code.strip():
+            return normalize_language(code) or "en"
+    return "en"
+
+
 _MONTHS = {
     "en": ["January", "February", "March", "April", "May", "June", "July", "August",
            "September", "October", "November", "December"],

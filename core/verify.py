@@ -2,9 +2,16 @@
 
 Per destination folder it reads both sides afresh (one header FETCH per chunk, content
 hash where there is no Message-ID — the identities of core/identity.py) and compares
-the identity multisets (missing / extra), the flags of matched messages (\\Recent
-ignored) and their INTERNALDATE (same instant). Gmail's All Mail is expected to hold
-only what no other source folder holds. The report is the checklist's evidence.
+the identity multisets, the flags of matched messages (\\Recent ignored) and their
+INTERNALDATE (same instant). Gmail's All Mail is expected to hold only what no other
+source folder holds. The report is the checklist's evidence.
+
+What counts (issue 9): a source message the destination lacks is *missing*; a copy of a
+source message beyond the number of times the source holds it is a *duplicate* — both
+fail the check. A destination message whose identity the source does not hold at all
+(new mail arriving in the new INBOX) is *extra*: reported, not a failure. Every listing
+is checked against the server's own count (EXISTS); a folder that could not be read
+completely fails the check, it is never taken as "nothing missing".
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .events import FolderProgress, JobProgress
-from .imapwire import WireError
+from .imapwire import Incomplete, WireError
 
 CHUNK = 5000
 
@@ -38,14 +45,24 @@ class FolderVerify:
     source_count: int
     dest_count: int
     missing: list[Mismatch] = field(default_factory=list)
-    extra: list[Mismatch] = field(default_factory=list)
+    extra: list[Mismatch] = field(default_factory=list)          # not in the source at all
+    duplicates: list[Mismatch] = field(default_factory=list)     # more copies than the source holds
     flags_changed: list[Mismatch] = field(default_factory=list)
     dates_changed: list[Mismatch] = field(default_factory=list)
     details: str = ""
 
     @property
     def ok(self) -> bool:
-        return not self.missing and not self.details.startswith("error")
+        return not self.missing and not self.duplicates and "error:" not in self.details
+
+    @property
+    def verdict(self) -> str:
+        """'ok', 'MISSING', 'DUPLICATES' or 'ERROR' (what the folder's line says first)."""
+        if "error:" in self.details:
+            return "ERROR"
+        if self.missing:
+            return "MISSING"
+        return "DUPLICATES" if self.duplicates else "ok"
 
 
 @dataclass
@@ -63,30 +80,58 @@ class VerifyReport:
     def extra(self) -> int:
         return sum(len(f.extra) for f in self.folders)
 
+    @property
+    def duplicates(self) -> int:
+        return sum(len(f.duplicates) for f in self.folders)
+
+    @property
+    def unreadable(self) -> list[str]:
+        """Folders that could not be read completely (the check could not run there)."""
+        return [f.source for f in self.folders if "error:" in f.details]
+
     def describe(self) -> str:
+        extra = f", {self.extra:,} new in the destination (not in the source)" if self.extra else ""
         if self.ok:
             return (f"{sum(f.source_count for f in self.folders):,} messages in "
-                    f"{len(self.folders)} folders, nothing missing")
+                    f"{len(self.folders)} folders, nothing missing, no duplicates{extra}")
         bad = [f.source for f in self.folders if not f.ok]
-        return (f"{self.missing:,} missing, {self.extra:,} extra in {len(bad)} folders "
+        parts = [f"{self.missing:,} missing", f"{self.duplicates:,} duplicates"]
+        if self.unreadable:
+            parts.append(f"{len(self.unreadable)} folders could not be read completely")
+        return (f"{', '.join(parts)}{extra} in {len(bad)} folders "
                 f"({', '.join(bad[:3])}{'…' if len(bad) > 3 else ''})")
+
+    def result(self) -> str:
+        """The report's verdict line."""
+        if self.ok:
+            return "OK, nothing is missing and nothing is doubled"
+        why = []
+        if self.missing:
+            why.append("messages are missing")
+        if self.duplicates:
+            why.append("messages are there more often than in the old mailbox")
+        if self.unreadable:
+            why.append("some folders could not be read completely")
+        return "NOT OK, " + " and ".join(why)
 
     def text(self) -> str:
         when = dt.datetime.fromtimestamp(self.started, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         lines = [f"switchover verify — {when}",
-                 f"result: {'OK, nothing is missing' if self.ok else 'NOT OK, messages are missing'}",
-                 f"folders: {len(self.folders)}, missing: {self.missing}, extra: {self.extra}, "
+                 f"result: {self.result()}",
+                 f"folders: {len(self.folders)}, missing: {self.missing}, duplicates: {self.duplicates}, "
+                 f"extra (not in the source): {self.extra}, "
                  f"flags changed: {sum(len(f.flags_changed) for f in self.folders)}, "
                  f"dates changed: {sum(len(f.dates_changed) for f in self.folders)}", ""]
         for f in self.folders:
-            mark = "ok" if f.ok else "MISSING"
-            lines.append(f"[{mark}] {f.source} -> {f.destination}: source {f.source_count}, "
-                         f"destination {f.dest_count}, missing {len(f.missing)}, extra {len(f.extra)}, "
+            lines.append(f"[{f.verdict}] {f.source} -> {f.destination}: source {f.source_count}, "
+                         f"destination {f.dest_count}, missing {len(f.missing)}, "
+                         f"duplicates {len(f.duplicates)}, extra {len(f.extra)}, "
                          f"flags changed {len(f.flags_changed)}, dates changed {len(f.dates_changed)}")
             if f.details:
                 lines.append(f"    {f.details}")
-            for label, items in (("missing", f.missing), ("extra", f.extra),
-                                 ("flags changed", f.flags_changed), ("date changed", f.dates_changed)):
+            for label, items in (("missing", f.missing), ("duplicate", f.duplicates),
+                                 ("extra", f.extra), ("flags changed", f.flags_changed),
+                                 ("date changed", f.dates_changed)):
                 for m in items[:200]:
                     where = f"old UID {m.source_uid}" if m.source_uid else f"new UID {m.dest_uid}"
                     extra = f" — {m.detail}" if m.detail else ""
@@ -116,11 +161,16 @@ def _flagset(flags: bytes) -> frozenset[str]:
 
 
 def _read_folder(wire: Any, name: str, max_bytes: int) -> list[Any]:
+    """Every message of a folder (identity, flags, date); the listing must agree with the
+    server's EXISTS and every listed UID must be read (else ``Incomplete``)."""
     from .transfer import identify
-    _, uids = wire.select_and_search(name)
+    _, uids = wire.select_and_search(name)      # checked against EXISTS
     out: list[Any] = []
     for i in range(0, len(uids), CHUNK):
         out.extend(identify(wire, uids[i:i + CHUNK], max_bytes))
+    if len(out) != len(uids):
+        raise Incomplete(f"{len(uids) - len(out):,} of the {len(uids):,} messages listed in "
+                         f"{name} could not be read")
     return out
 
 
@@ -160,8 +210,14 @@ def compare(source: str, destination: str, src: list[Any], dst: list[Any]) -> Fo
                         f"old {(m.date or b'').decode()}, new {(d.date or b'').decode()}"))
     for ident, ds in by_dst.items():
         ms = by_src.get(ident, [])
-        for d in ds[len(ms):]:
-            fv.extra.append(Mismatch(ident, d.subject, dest_uid=d.uid))
+        if not ms:
+            for d in ds:
+                fv.extra.append(Mismatch(ident, d.subject, dest_uid=d.uid))
+            continue
+        # copies beyond what the source holds: the newest UIDs are the extra ones
+        for d in sorted(ds, key=lambda x: x.uid)[len(ms):]:
+            fv.duplicates.append(Mismatch(ident, d.subject, dest_uid=d.uid,
+                                          detail=f"{len(ds)} copies, the old mailbox holds {len(ms)}"))
     return fv
 
 
@@ -182,6 +238,9 @@ async def verify(engine: Any) -> VerifyReport:
         for m in chosen:
             try:
                 src_msgs[m.source] = await engine.run_blocking(_read_folder, src.wire, m.source, bb)
+            except Incomplete as e:
+                errors[m.source] = f"error: the old mailbox could not be read completely: {e.text}"
+                src_msgs[m.source] = []
             except WireError as e:
                 errors[m.source] = f"error: the old server refused to open {m.source} ({e.text})"
                 src_msgs[m.source] = []
@@ -189,7 +248,9 @@ async def verify(engine: Any) -> VerifyReport:
         elsewhere = {msg.identity for s in non_all for msg in src_msgs.get(s, [])}
         report: list[FolderVerify] = []
         done = 0
-        total = len(groups)
+        # real message counts: every source message is checked once against its destination
+        total = sum(len(src_msgs.get(m.source, [])) for m in chosen)
+        engine.publish(JobProgress("verify", "running", total, 0, 0, 0))
         for dest, ms in groups.items():
             expected: list[Any] = []
             for m in ms:
@@ -201,6 +262,8 @@ async def verify(engine: Any) -> VerifyReport:
                 try:
                     got = await engine.run_blocking(_read_folder, dst.wire, dest, bb)
                     err = ""
+                except Incomplete as e:
+                    got, err = [], f"error: the new mailbox could not be read completely: {e.text}"
                 except WireError as e:
                     got, err = [], f"error: the new server refused to open {dest} ({e.text})"
             else:
@@ -208,14 +271,14 @@ async def verify(engine: Any) -> VerifyReport:
             fv = compare(", ".join(m.source for m in ms), dest, expected, got)
             fv.details = "; ".join(x for x in [err, *(errors[m.source] for m in ms if m.source in errors)] if x)
             report.append(fv)
-            done += 1
+            done += fv.source_count
             engine.publish(FolderProgress("verify", fv.source, dest, "verified" if fv.ok else "errors",
-                                          fv.source_count, 0, done_messages=fv.dest_count,
-                                          errors=len(fv.missing)))
+                                          fv.source_count, 0, done_messages=fv.source_count,
+                                          errors=len(fv.missing) + len(fv.duplicates)))
             engine.publish(JobProgress("verify", "running", total, 0, done, 0))
         rep = VerifyReport(report, ok=all(f.ok for f in report), elapsed=time.monotonic() - t0)
         engine.publish(JobProgress("verify", "done" if rep.ok else "failed", total, 0, done, 0,
-                                   detail=f"{rep.missing} missing"))
+                                   detail=rep.describe()))
         return rep
     finally:
         await mig._close_all([c for c in (src, dst) if c])

@@ -2,8 +2,11 @@
 
 Every command takes ``--config PATH`` (default ``$SWITCHOVER_CONFIG`` or ./switchover.yaml).
 Errors end with one sentence and an exit code, never a traceback:
-0 ok · 1 some messages refused / not everything verified · 2 bad config or state ·
-3 login or connection failed · 130 interrupted (Ctrl-C) · 143 terminated (SIGTERM).
+0 ok · 1 some messages refused / not everything verified / a check could not run ·
+2 bad config or state file · 3 login or connection failed · 4 another switchover runs the
+same job (migrate, backup, import) on this state file · 130 interrupted (Ctrl-C) ·
+141 the output was cut off by a closed pipe (``| head``), quietly, as other Unix tools
+end there · 143 terminated (SIGTERM).
 
 Ctrl-C and SIGTERM are handled alike: the first asks the running job to stop at a safe
 point (migrate, backup and import keep what they recorded; ``watch`` stops its watchers
@@ -20,7 +23,9 @@ import asyncio
 import datetime as dt
 import getpass
 import logging
+import os
 import signal
+import sqlite3
 import sys
 import time
 import traceback
@@ -31,8 +36,9 @@ from core.config import Config, find_config, load_config
 from core.engine import Engine
 from core.errors import SwitchoverError
 from core.events import ActionChanged, ArrivalSeen, ConnectionState, Event, LogLine
+from core.store import make_private_dirs, open_private, state_problem
 
-from .progress import Progress, fmt_bytes
+from .progress import Progress, display_width, fmt_bytes, pad
 
 log = logging.getLogger("switchover")
 
@@ -60,7 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
     sp.add_argument("--folder", action="append", metavar="NAME", help="only this source folder (repeatable)")
     sp = cmd("verify", "compare source and destination folder by folder")
-    sp.add_argument("--report", metavar="PATH", help="where to write the report (default: next to the state file)")
+    sp.add_argument("--report", metavar="PATH",
+                    help="where to write the report (default: verify-DATE.txt next to the state file)")
     sp = cmd("backup", "back up every folder of the old mailbox to local files")
     sp.add_argument("dir", metavar="DIR")
     sp.add_argument("--verify", action="store_true", help="check an existing backup instead of writing one")
@@ -75,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
                        ("handled", "mark an arrival handled")):
         sp = cmd(name, text)
         sp.add_argument("id", type=int, metavar="ID", help="arrival id (as shown by 'watch' or 'arrivals')")
+        if name == "remind":
+            sp.add_argument("--yes", action="store_true",
+                            help="send even to a list or automated sender (asked otherwise)")
     sp = cmd("arrivals", "list recent arrivals in the old mailbox")
     sp.add_argument("--limit", type=int, default=30)
     sp = cmd("autoreply", "install, remove or show the server-side auto-reply (ManageSieve)")
@@ -94,12 +104,40 @@ def _parser() -> argparse.ArgumentParser:
 
 # -- helpers ---------------------------------------------------------------------------
 
+class PipeClosed(Exception):
+    """stdout went to a pipe whose reader is gone (``| head``): end quietly, exit 141."""
+
+
+#: set by main: called once when stdout turns out closed (a running watch stops)
+_on_pipe_closed: Callable[[], None] | None = None
+PIPE_EXIT = 141      # 128 + SIGPIPE, what a shell reports for tools that end there
+
+
+def _stdout_gone() -> None:
+    """Point stdout at /dev/null so nothing else (the interpreter's final flush included)
+    fails on the dead pipe, and tell the running command."""
+    global _on_pipe_closed
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    hook, _on_pipe_closed = _on_pipe_closed, None
+    if hook is not None:
+        hook()
+
+
 def _say(text: str = "") -> None:
-    print(text, flush=True)
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        _stdout_gone()
+        raise PipeClosed() from None
 
 
 def _warn(text: str) -> None:
-    print(f"warning: {text}", file=sys.stderr, flush=True)
+    _err(f"warning: {text}")
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -110,14 +148,17 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _ask_secrets(engine: Engine, sides: tuple[str, ...] = ("old", "new")) -> None:
+    """Ask on a terminal for a secret the config cannot give now; elsewhere say why it
+    cannot (naming the unset variable or the missing command), exit 2."""
     for side in sides:
-        if engine.needs_secret(side):
-            acct = engine.config.account(side)
-            if not sys.stdin.isatty():
-                raise SwitchoverError(
-                    f"No password for the {side} mailbox ({acct.username}): set {side}.password_env, "
-                    f"password_command or oauth2_token_command in the config.", exit_code=2)
-            engine.set_secret(side, getpass.getpass(f"Password for {acct.username} ({side} mailbox): "))
+        acct = engine.account(side)          # with a secret typed earlier, if any
+        problem = acct.secret_problem()
+        if problem is None:
+            continue
+        if not sys.stdin.isatty():
+            raise SwitchoverError(problem, exit_code=2)
+        _warn(problem)
+        engine.set_secret(side, getpass.getpass(f"Password for {acct.username} ({side} mailbox): "))
 
 
 INTERRUPTED = "interrupted; progress is saved, run the same command again to resume."
@@ -136,6 +177,7 @@ class Signals:
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.pipe_closed = False
         self.graceful: Callable[[], bool] | None = None
         self._task: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -176,6 +218,16 @@ class Signals:
         if self._task is not None and not self._task.done():
             self._task.cancel()
 
+    def on_pipe_closed(self) -> None:
+        """stdout's reader is gone: a command printing as it goes (watch) stops at its
+        safe point; the others end when their next line fails."""
+        self.pipe_closed = True
+        if self.graceful is not None:
+            try:
+                self.graceful()
+            except Exception:
+                pass
+
     @property
     def exit_code(self) -> int:
         return 143 if self.signum == signal.SIGTERM else 130
@@ -190,6 +242,9 @@ async def _with_engine(args: argparse.Namespace, fn: Callable[[Engine, argparse.
         _ask_secrets(engine, sides)    # before the handlers: Ctrl-C must end a password prompt
         signals.install()
         return await fn(engine, args)
+    except sqlite3.Error as e:
+        # the state file went read-only, full or bad under a running command
+        raise SwitchoverError(state_problem(cfg.state, e), exit_code=2) from None
     finally:
         try:
             await engine.close()
@@ -221,18 +276,11 @@ def _stoppable(job: Any, running: tuple[str, ...] | None = None) -> Callable[[],
 
 
 async def cmd_migrate(engine: Engine, args: argparse.Namespace) -> int:
+    # --folder: the migration refuses an unknown or non-selectable folder (exit 2) before
+    # it writes anything, and the plan holds only the folders chosen
     if args.dry_run:
-        plan = await engine.migration.plan()
-        width = max([len(f.source) for f in plan.folders] + [6])
-        _say(f"{'source':<{width}}  →  destination  (messages, size)")
-        for f in plan.folders:
-            if f.role == "skip":
-                _say(f"{f.source:<{width}}     skipped: {f.reason}")
-                continue
-            note = "  (only mail no other folder holds)" if f.role == "all_mail" else ""
-            _say(f"{f.source:<{width}}  →  {f.destination}  ({f.messages:,} messages, {fmt_bytes(f.bytes)}){note}")
-        _say(f"total: {plan.total_messages:,} messages, {fmt_bytes(plan.total_bytes)} "
-             f"in {sum(1 for f in plan.folders if f.role != 'skip')} folders; nothing was written.")
+        plan = await (engine.migration.plan(folders=args.folder) if args.folder else engine.migration.plan())
+        _print_plan(plan)
         return 0
     args.signals.graceful = _stoppable(engine.migration, ("planning", "running", "paused"))
     progress = Progress()
@@ -246,6 +294,21 @@ async def cmd_migrate(engine: Engine, args: argparse.Namespace) -> int:
     if summary.cancelled:
         return 1
     return 0 if summary.ok else 1
+
+
+def _print_plan(plan: Any) -> None:
+    """The dry run's table; columns line up by display width (CJK names take two cells)."""
+    width = max([display_width(f.source) for f in plan.folders] + [6])
+    _say(f"{pad('source', width)}  →  destination  (messages, size)")
+    for f in plan.folders:
+        if f.role == "skip":
+            _say(f"{pad(f.source, width)}     skipped: {f.reason}")
+            continue
+        note = "  (only mail no other folder holds)" if f.role == "all_mail" else ""
+        _say(f"{pad(f.source, width)}  →  {f.destination}  ({f.messages:,} messages, "
+             f"{fmt_bytes(f.bytes)}){note}")
+    _say(f"total: {plan.total_messages:,} messages, {fmt_bytes(plan.total_bytes)} "
+         f"in {sum(1 for f in plan.folders if f.role != 'skip')} folders; nothing was written.")
 
 
 def _print_summary(s: Any) -> None:
@@ -269,9 +332,11 @@ def _print_summary(s: Any) -> None:
 
 async def cmd_verify(engine: Engine, args: argparse.Namespace) -> int:
     report = await engine.migration.verify()
-    path = Path(args.report) if args.report else engine.config.state.with_name(
+    # the report lists subjects of the whole mailbox: written beside the state file unless
+    # --report says where (a relative PATH is the current directory's), private either way
+    path = Path(args.report).expanduser() if args.report else engine.config.state.with_name(
         f"verify-{dt.datetime.now():%Y%m%d-%H%M%S}.txt")
-    report.write_text(path)
+    _write_private(path, report.text())
     for f in report.folders:
         missing, extra = len(f.missing), len(f.extra)
         mark = "ok " if f.ok else "MISSING"
@@ -282,6 +347,17 @@ async def cmd_verify(engine: Engine, args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write a report readable by the user only (0600; folders it creates 0700)."""
+    try:
+        make_private_dirs(path.parent)
+        with open_private(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o600)
+    except OSError as e:
+        raise SwitchoverError(f"Cannot write the report {path} ({e.strerror}).", exit_code=2) from None
+
+
 async def cmd_backup(engine: Engine, args: argparse.Namespace) -> int:
     root = Path(args.dir)
     if args.verify:
@@ -289,8 +365,16 @@ async def cmd_backup(engine: Engine, args: argparse.Namespace) -> int:
         for problem in report.problems:
             _say(f"problem: {problem}")
         messages = sum(f.found for f in report.folders)
-        _say(f"backup {root}: " + (f"verified, {messages:,} messages in {len(report.folders)} folders"
-                                   if report.ok else "NOT complete"))
+        if report.ok:
+            _say(f"backup {root}: verified, {messages:,} messages in {len(report.folders)} folders, "
+                 f"nothing on the server is missing from it")
+        elif report.unchecked and len(report.unchecked) == len(report.problems):
+            # the files are intact but the comparison with the mailbox did not run
+            _say(f"backup {root}: NOT verified — {messages:,} messages in {len(report.folders)} folders "
+                 f"are intact, but {_listing(report.unchecked)} could not be compared with it, so "
+                 f"mail newer than the backup may be missing from it")
+        else:
+            _say(f"backup {root}: NOT complete")
         return 0 if report.ok else 1
     args.signals.graceful = _stoppable(engine.backups)
     formats = ("mbox", "eml") if args.format == "both" else (args.format,)
@@ -306,6 +390,11 @@ async def cmd_backup(engine: Engine, args: argparse.Namespace) -> int:
     for e in s.errors[:20]:
         _say(f"  error: {e}")
     return 0 if s.ok else 1
+
+
+def _listing(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 async def cmd_import(engine: Engine, args: argparse.Namespace) -> int:
@@ -366,7 +455,7 @@ async def cmd_watch(engine: Engine, args: argparse.Namespace) -> int:
         finally:
             await engine.actions.stop()
         if args.signals.signum is not None:
-            print("switchover: watch stopped; the next start catches up from here.", file=sys.stderr, flush=True)
+            _err("switchover: watch stopped; the next start catches up from here.")
         return 0
     finally:
         unsubscribe()
@@ -389,7 +478,7 @@ async def cmd_action(engine: Engine, args: argparse.Namespace) -> int:
         raise SwitchoverError(f"There is no arrival #{arrival_id}; 'switchover arrivals' lists them.")
     before = {r.id: r.state for r in await engine.actions.for_arrival(arrival_id)}
     await engine.actions.reconcile()          # settle one left 'running' by a dead process
-    action_id = await engine.actions.request(arrival_id, kind, delay=0)
+    action_id = await _request(engine, arrival_id, kind, args)
     row = await engine.actions.get(action_id)
     if action_id in before and row.state == "done":
         _say(f"Arrival #{arrival_id} was already {verb}"
@@ -421,6 +510,20 @@ async def cmd_action(engine: Engine, args: argparse.Namespace) -> int:
                           f"carries it out, or run this command again later.", exit_code=1)
 
 
+async def _request(engine: Engine, arrival_id: int, kind: str, args: argparse.Namespace) -> int:
+    """Record the action. A reminder to a list or automated sender needs ``--yes``: without
+    it the engine's warning is shown and nothing is recorded (exit 1)."""
+    if kind != "remind":
+        return await engine.actions.request(arrival_id, kind, delay=0)
+    from core.actions import NeedsConfirmation
+    try:
+        return await engine.actions.request(arrival_id, kind, delay=0, confirmed=args.yes)
+    except NeedsConfirmation as e:
+        warning = (getattr(e, "warning", "") or e.message).strip()
+        raise SwitchoverError(f"{warning.rstrip('.')}; run again with --yes to send it anyway.",
+                              exit_code=1) from None
+
+
 async def cmd_arrivals(engine: Engine, args: argparse.Namespace) -> int:
     arrivals = await engine.monitor.arrivals(limit=args.limit)
     if not arrivals:
@@ -432,8 +535,13 @@ async def cmd_arrivals(engine: Engine, args: argparse.Namespace) -> int:
 
 async def cmd_autoreply(engine: Engine, args: argparse.Namespace) -> int:
     ar = engine.autoreply
+    close = engine.config.transition.close_date
+    if args.action == "on" and close is not None and close < dt.date.today():
+        raise SwitchoverError(f"transition.close_date is {close}, in the past: an auto-reply ending then "
+                              f"would never answer; set the real closing date in the config first.",
+                              exit_code=2)
     if args.action == "on":
-        status = await ar.enable(days=args.days, end=engine.config.transition.close_date)
+        status = await ar.enable(days=args.days, end=close)
     elif args.action == "off":
         status = await ar.disable()
     else:
@@ -514,11 +622,13 @@ SIDES = {"import": ("new",), "backup": ("old",), "watch": ("old", "new"), "autor
 
 
 def main(argv: list[str] | None = None) -> int:
+    global _on_pipe_closed
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     command = args.command or "dashboard"
     args.signals = signals = Signals()
+    _on_pipe_closed = signals.on_pipe_closed
     try:
         if command == "dashboard":
             return _dashboard(find_config(args.config))
@@ -528,33 +638,53 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_demo(args)
         fn = COMMANDS[command]
         code = asyncio.run(_with_engine(args, fn, SIDES.get(command, ("old", "new"))))
+        if signals.pipe_closed:
+            return PIPE_EXIT
         if signals.signum is not None and command != "watch":
-            print(f"switchover: {INTERRUPTED}", file=sys.stderr, flush=True)
+            _err(f"switchover: {INTERRUPTED}")
             return signals.exit_code
         return code
+    except (PipeClosed, BrokenPipeError) as e:
+        # the reader of our output is gone (`| head`): end quietly, as Unix tools do
+        if isinstance(e, BrokenPipeError):
+            _stdout_gone()
+        return PIPE_EXIT
     except SwitchoverError as e:
+        if signals.pipe_closed:
+            return PIPE_EXIT
         if signals.signum is not None and command != "watch":
-            print(f"switchover: {INTERRUPTED}", file=sys.stderr, flush=True)
+            _err(f"switchover: {INTERRUPTED}")
             return signals.exit_code
-        print(f"switchover: {e.message}", file=sys.stderr, flush=True)
+        _err(f"switchover: {e.message}")
         return e.exit_code
     except (KeyboardInterrupt, asyncio.CancelledError):
         # KeyboardInterrupt: Ctrl-C before the handlers were in place; CancelledError:
         # a second signal (or the grace period) cut the command short
+        if signals.pipe_closed:
+            return PIPE_EXIT
         if command == "watch" and signals.signum is not None:
-            print("switchover: watch stopped.", file=sys.stderr, flush=True)
+            _err("switchover: watch stopped.")
             return 0
-        print(f"switchover: {INTERRUPTED}", file=sys.stderr, flush=True)
+        _err(f"switchover: {INTERRUPTED}")
         return signals.exit_code
     except Exception as e:  # a bug: still one sentence unless --debug
         if signals.signum is not None and command != "watch":
-            print(f"switchover: {INTERRUPTED}", file=sys.stderr, flush=True)
+            _err(f"switchover: {INTERRUPTED}")
             return signals.exit_code
         if args.debug:
             traceback.print_exc()
-        print(f"switchover: unexpected error ({e.__class__.__name__}: {e}); "
-              f"run again with --debug for details.", file=sys.stderr, flush=True)
+        _err(f"switchover: unexpected error ({e.__class__.__name__}: {e}); "
+             f"run again with --debug for details.")
         return 70
+    finally:
+        _on_pipe_closed = None
+
+
+def _err(text: str) -> None:
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (BrokenPipeError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

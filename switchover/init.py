@@ -10,9 +10,10 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from core.config import load_config
+from core.config import address_problem, load_config
 from core.errors import ConfigError
 from core.providers import PROVIDERS
+from core.store import make_private_dirs
 
 DOMAIN_PROVIDERS = {
     "gmail.com": "gmail", "googlemail.com": "gmail", "outlook.com": "outlook", "hotmail.com": "outlook",
@@ -49,7 +50,9 @@ def _ask(prompt: str, default: str = "", check=None) -> str:
 
 
 def _address(value: str) -> str | None:
-    return None if re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value) else "That is not an email address."
+    """The config's own check, so init never writes an address the config refuses."""
+    problem = address_problem(value)
+    return f"{problem[0].upper()}{problem[1:]}." if problem else None
 
 
 def _provider(value: str) -> str | None:
@@ -86,7 +89,8 @@ def run_init(path: Path, *, force: bool = False) -> int:
     name = _ask("Your name", "")
     company = _ask("Company", "")
     old = _ask("Old address (being retired)", check=_address)
-    new = _ask("New address", check=_address)
+    new = _ask("New address", check=lambda v: _address(v) or (
+        "That is the old address; give the new one." if v.casefold() == old.casefold() else None))
     old_p = _ask(f"Old provider ({' | '.join(PROVIDERS)})", guess_provider(old), _provider)
     new_p = _ask("New provider", guess_provider(new), _provider)
     answers = {
@@ -110,7 +114,7 @@ def run_init(path: Path, *, force: bool = False) -> int:
             answers[f"{side}.smtp.security"] = p.smtp_security
             print(f"  {p.label}: use {p.auth_hint}.")
     text = fill(example_text(), answers)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+import unicodedata
 from typing import TextIO
 
 import humanize
@@ -24,6 +25,33 @@ def fmt_eta(seconds: float | None) -> str:
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def display_width(text: str) -> int:
+    """Terminal cells ``text`` takes: East Asian wide and fullwidth characters two,
+    combining marks and zero-width characters none, the rest one."""
+    width = 0
+    for ch in text:
+        if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+            continue
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+    return width
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` left-aligned in ``width`` terminal cells (``f"{text:<{width}}"`` counts
+    characters, which misaligns CJK folder names)."""
+    return text + " " * max(0, width - display_width(text))
+
+
+def clip(text: str, width: int) -> str:
+    """The longest start of ``text`` that fits in ``width`` terminal cells."""
+    used = 0
+    for i, ch in enumerate(text):
+        used += display_width(ch)
+        if used > width:
+            return text[:i]
+    return text
 
 
 def fmt_bytes(n: float) -> str:
@@ -78,7 +106,7 @@ class Progress:
     def draw(self) -> None:
         text = self.line()
         if self.tty:
-            self.out.write("\r\x1b[K" + text[: self._width - 1])
+            self.out.write("\r\x1b[K" + clip(text, self._width - 1))
         else:
             self.out.write(text + "\n")
         self.out.flush()

@@ -1,12 +1,27 @@
 """A threaded TCP proxy on loopback that adds latency or cuts connections.
 
-Owns: ``Proxy(target_host, target_port, delay=0.0, drop_after_bytes=None, fragment=None)``. Each
-direction of each connection has a reader thread that stamps chunks with their arrival
-time and a writer thread that releases each chunk ``delay`` seconds later, so latency is
-added per direction without serializing round trips (pipelined commands stay
-pipelined, ordering is kept). ``drop_after_bytes`` cuts a connection once that many
-bytes went server -> client (a transfer dropped midway); ``drop_all()`` cuts every
-live connection now. Used by tests and by the bench (delay=0.025 = 50 ms RTT).
+Owns: ``Proxy(target_host, target_port, delay=0.0, drop_after_bytes=None, fragment=None,
+rate=None, rate_up=None, drop_up_after_bytes=None, rewrite_down=None)``. Each direction of each
+connection has a reader thread that stamps chunks with their arrival time and a writer
+thread that releases each chunk ``delay`` seconds later, so latency is added per
+direction without serializing round trips (pipelined commands stay pipelined, ordering
+is kept). Faults:
+
+- ``drop_after_bytes`` cuts a connection once that many bytes went server -> client (a
+  transfer dropped midway), ``drop_up_after_bytes`` once that many went client ->
+  server (an upload dropped midway); each new connection gets the same allowance, so
+  together they make a link that drops every N bytes; ``drop_all()`` cuts every live
+  connection now;
+- ``rate`` (bytes/s) throttles each direction of each connection, ``rate_up`` the
+  client -> server direction alone (a slow upload): a slow link. What a client already
+  sent keeps trickling to the server after the client died (as on a real link whose
+  buffers hold it), which is how an APPEND lands late;
+- ``rewrite_down`` gets each complete server -> client line (CRLF included) and returns
+  what the client sees instead (a server or middlebox that answers wrongly), or None to
+  cut the connection right before that line (e.g. an APPEND that landed but whose OK
+  never arrived).
+
+Used by tests and by the bench (delay=0.025 = 50 ms RTT).
 """
 
 from __future__ import annotations
@@ -15,7 +30,7 @@ import collections
 import socket
 import threading
 import time
-from typing import Deque
+from typing import Callable, Deque
 
 HOST = "127.0.0.1"
 
@@ -47,6 +62,8 @@ class _Pipe:
 
     def write_loop(self) -> None:
         proxy = self.conn.proxy
+        free_at = 0.0          # throttling: when the link is free for the next byte
+        partial = b""          # rewrite_down: the start of a line not complete yet
         try:
             while True:
                 with self.cond:
@@ -58,16 +75,45 @@ class _Pipe:
                 wait = due - time.monotonic()
                 if wait > 0:
                     time.sleep(wait)
-                if not self.upstream and proxy.drop_after_bytes is not None:
-                    room = proxy.drop_after_bytes - self.conn.down_bytes
+                if not self.upstream and proxy.rewrite_down is not None:
+                    data = partial + data
+                    cut = data.rfind(b"\n") + 1
+                    data, partial = data[:cut], data[cut:]
+                    out = []
+                    for line in data.splitlines(keepends=True):
+                        new = proxy.rewrite_down(line)
+                        if new is None:             # cut the connection before this line
+                            self.dst.sendall(b"".join(out))
+                            self.conn.close()
+                            return
+                        out.append(new)
+                    data = b"".join(out)
+                    if not data:
+                        continue
+                limit = proxy.drop_up_after_bytes if self.upstream else proxy.drop_after_bytes
+                if limit is not None:
+                    room = limit - (self.conn.up_bytes if self.upstream else self.conn.down_bytes)
                     if room <= 0:
                         self.conn.close()
                         return
                     if len(data) >= room:
                         self.dst.sendall(data[:room])
-                        self.conn.count(False, room)
+                        self.conn.count(self.upstream, room)
                         self.conn.close()
                         return
+                rate = (proxy.rate_up or proxy.rate) if self.upstream else proxy.rate
+                if rate:
+                    # a slow link: each piece leaves when the previous one has gone through
+                    for i in range(0, len(data), 16384):
+                        piece = data[i:i + 16384]
+                        now = time.monotonic()
+                        start = max(free_at, now)
+                        if start > now:
+                            time.sleep(start - now)
+                        self.dst.sendall(piece)
+                        free_at = start + len(piece) / rate
+                    self.conn.count(self.upstream, len(data))
+                    continue
                 if not self.upstream and proxy.fragment:
                     # a slow link: the client sees responses arrive in small pieces
                     for i in range(0, len(data), proxy.fragment):
@@ -142,11 +188,18 @@ class Proxy:
     """Listens on 127.0.0.1:<port> and forwards to target with optional delay / drops."""
 
     def __init__(self, target_host: str, target_port: int, delay: float = 0.0,
-                 drop_after_bytes: int | None = None, fragment: int | None = None) -> None:
+                 drop_after_bytes: int | None = None, fragment: int | None = None,
+                 rate: float | None = None, rate_up: float | None = None,
+                 drop_up_after_bytes: int | None = None,
+                 rewrite_down: Callable[[bytes], bytes | None] | None = None) -> None:
         self.target = (target_host, target_port)
         self.delay = delay                       # seconds, each direction
         self.fragment = fragment                 # server -> client in pieces of this many bytes
         self.drop_after_bytes = drop_after_bytes  # per connection, server -> client
+        self.drop_up_after_bytes = drop_up_after_bytes  # per connection, client -> server
+        self.rate = rate                         # bytes/s per direction and connection
+        self.rate_up = rate_up                   # bytes/s client -> server (overrides rate)
+        self.rewrite_down = rewrite_down         # each server -> client line -> what is sent
         self.bytes_up = 0                        # client -> server, all connections
         self.bytes_down = 0                      # server -> client
         self.connections_total = 0

@@ -24,6 +24,15 @@ class SmtpServer:
     ``passwords`` (login -> password) makes AUTH check them; otherwise any login passes.
     ``reject`` maps a recipient address to an SMTP reply line ("550 5.1.1 no such user")
     given at RCPT; ``fail_data`` (a reply line) refuses every DATA while set.
+
+    The in-doubt window of a send (issue 9): ``reply_delay`` (seconds) makes the server
+    take and deliver the message, then wait that long before answering the end of DATA
+    (a slow provider); ``drop_after_data`` takes and delivers it, then closes the
+    connection without an answer. ``taken`` counts messages taken so far (it moves
+    before the delayed answer), so a test can act inside the window. ``release()`` ends
+    every delay at once (``stop`` calls it). ``files_sent`` makes the server file a copy
+    of what a user of the attached MailServer sends in that user's Sent folder, as Gmail
+    and Outlook do.
     """
 
     def __init__(self, mailserver: MailServer | None = None, *,
@@ -41,6 +50,10 @@ class SmtpServer:
         self.delivery_errors: list[str] = []
         self.reject: dict[str, str] = {}
         self.fail_data: str | None = None
+        self.reply_delay: float = 0.0
+        self.drop_after_data = False
+        self.files_sent = False
+        self._release = threading.Event()
         self._cond = threading.Condition()
         self._controller: Any = None
 
@@ -76,8 +89,15 @@ class SmtpServer:
                 raw = envelope.original_content or envelope.content
                 if isinstance(raw, str):
                     raw = raw.encode("utf-8", "surrogateescape")
-                return await asyncio.get_running_loop().run_in_executor(
+                loop = asyncio.get_running_loop()
+                reply = await loop.run_in_executor(
                     None, outer._received, envelope.mail_from or "", list(envelope.rcpt_tos), raw)
+                if outer.drop_after_data:
+                    server.transport.close()
+                    return "421 4.4.2 connection dropped"     # never reaches the client
+                if outer.reply_delay > 0:
+                    await loop.run_in_executor(None, outer._release.wait, outer.reply_delay)
+                return reply
 
         self.port = free_port()
         self._controller = Controller(
@@ -89,6 +109,10 @@ class SmtpServer:
         return self
 
     def _received(self, mail_from: str, rcpts: list[str], raw: bytes) -> str:
+        if self.files_sent and self.mailserver is not None:
+            sender = self.mailserver.user_for(mail_from)
+            if sender is not None:
+                self.mailserver.append(sender, "Sent", raw, flags=("\\Seen",))
         if self.deliver and self.mailserver is not None:
             for rcpt in rcpts:
                 user = self.mailserver.user_for(rcpt)
@@ -106,6 +130,15 @@ class SmtpServer:
             for w in list(self.mailserver.watchers):
                 w.record(mail_from, rcpts, raw)
         return "250 OK queued"
+
+    @property
+    def taken(self) -> int:
+        with self._cond:
+            return len(self.messages)
+
+    def release(self) -> None:
+        """End every delayed answer now."""
+        self._release.set()
 
     def record(self, mail_from: str, rcpts: list[str], raw: bytes) -> None:
         with self._cond:
@@ -131,6 +164,7 @@ class SmtpServer:
         return self
 
     def stop(self) -> None:
+        self._release.set()
         if self.mailserver is not None and self in self.mailserver.watchers:
             self.mailserver.watchers.remove(self)
         if self._controller is not None:

@@ -154,7 +154,11 @@ async def test_forward_smtp_as_attachment(tmp_path, mailserver, old_user, new_us
         msg = email.message_from_bytes(sent, policy=email.policy.default)
         assert msg["Subject"] == "Fwd: Invoice 9"
         (row,) = await eng.actions.for_arrival(aid)
-        assert msg["X-Switchover-Action"] == str(row.id)
+        # the arrival, not the action, is named: a preview (before any action exists)
+        # shows the same message; the Message-ID identifies the send
+        assert msg["X-Switchover-Arrival"] == str(aid)
+        assert msg["Message-ID"] == (await eng.store.fetchone(
+            "SELECT sent_message_id FROM actions WHERE id=?", (row.id,)))[0]
         att = [p for p in msg.iter_parts() if p.get_content_type() == "message/rfc822"]
         assert len(att) == 1
         inner = att[0].get_payload()[0]

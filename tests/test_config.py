@@ -110,3 +110,64 @@ def test_init_writes_commented_valid_config(tmp_path):
     assert cfg.new.imap.host == "imap.company.example"
     assert "# the address being retired" in target.read_text()
     assert oct(target.stat().st_mode & 0o777) == "0o600"
+
+
+# -- issue 10: values checked with key and line, secrets that cannot be had -------------------
+
+def test_secret_problem_names_the_variable_or_command(tmp_path, monkeypatch):
+    monkeypatch.delenv("OLD_PW", raising=False)
+    cfg = load_config(write(tmp_path, GOOD))
+    problem = cfg.old.secret_problem()
+    assert problem and "$OLD_PW" in problem and "old.password_env" in problem and "not set" in problem
+    assert cfg.new.secret_problem() is None                      # echo runs
+    assert cfg.old.with_secret("typed").secret_problem() is None
+    monkeypatch.setenv("OLD_PW", "pw")
+    assert cfg.old.secret_problem() is None
+    gone = load_config(write(tmp_path, GOOD.replace('"echo s3cret"', '"PASSWORD_STORE_DIR=x no-such-tool-xyz show a"')))
+    problem = gone.new.secret_problem()
+    assert problem and "'no-such-tool-xyz' is not found" in problem and "new.password_command" in problem
+
+
+def test_handled_on_action_defaults_to_true(tmp_path):
+    assert load_config(write(tmp_path, GOOD)).transition.handled_on_action is True
+    cfg = load_config(write(tmp_path, GOOD + "transition: {handled_on_action: false}\n"))
+    assert cfg.transition.handled_on_action is False
+    with pytest.raises(ConfigError, match=r"'transition.handled_on_action' \(line 13\).*true or false"):
+        load_config(write(tmp_path, GOOD + "transition: {handled_on_action: maybe}\n"))
+
+
+@pytest.mark.parametrize("mutate, expect", [
+    (lambda t: t + "transition: {close_date: 2027-02-30}\n", r"'transition.close_date' \(line 13\).*2027-02-30"),
+    (lambda t: t + "transition: {start: 2027-13-45}\n", r"'transition.start' \(line 13\).*2027-13-45"),
+    (lambda t: t + "transition: {start: 2027-03-02, close_date: 2027-03-01}\n", r"close_date.*before"),
+    (lambda t: t.replace("new_address: b@new.example", 'new_address: "@"'), r"'identity.new_address' \(line 1\)"),
+    (lambda t: t.replace("new_address: b@new.example", 'new_address: "a b@c@d"'), r"identity.new_address"),
+    (lambda t: t.replace("new_address: b@new.example", "new_address: a@old.example"), r"same as identity.old"),
+    (lambda t: t.replace("Trading Co.,", "Trading Co., language: klingon,"),
+     r"'identity.language' \(line 1\).*'klingon'.*en, zh, es, ru, pt"),
+    (lambda t: t.replace("  username: b@new.example\n", "  username: b@new.example\n  username: c@new.example\n"),
+     r"'new.username' is written twice \(lines 10 and 11\)"),
+    (lambda t: t + "state: other.sqlite\n", r"'state' is written twice \(lines 12 and 13\)"),
+])
+def test_bad_values_name_key_and_line(tmp_path, mutate, expect):
+    with pytest.raises(ConfigError, match=expect):
+        load_config(write(tmp_path, mutate(GOOD)))
+
+
+def test_languages_and_addresses_that_are_fine(tmp_path):
+    text = GOOD.replace("Trading Co.,", "Trading Co., language: zh-CN,").replace(
+        "new_address: b@new.example", "new_address: 吴军@公司.中国")
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.identity.language == "zh" and cfg.identity.new_address == "吴军@公司.中国"
+
+
+def test_a_close_date_in_the_past_is_a_warning_not_an_error(tmp_path):
+    import datetime as dt
+    from core.config import parse_config
+    import yaml
+    text = GOOD + "transition: {start: 2026-01-05, close_date: 2026-03-31}\n"
+    data = yaml.safe_load(text)
+    cfg = parse_config(data, tmp_path / "s.yaml", text, today=dt.date(2026, 4, 1))
+    assert cfg.transition.close_date == dt.date(2026, 3, 31)
+    assert any("transition.close_date (line 13) is 2026-03-31, in the past" in w for w in cfg.warnings)
+    assert not parse_config(data, tmp_path / "s.yaml", text, today=dt.date(2026, 3, 31)).warnings

@@ -73,3 +73,33 @@ def test_unreachable_and_missing_starttls(mailserver, old_user, sink):
     with pytest.raises(ConnectError) as e:
         send(tls, "a@example.com", ["b@example.com"], RAW, timeout=5)
     assert "STARTTLS" in e.value.message
+
+
+def test_the_in_doubt_window(mailserver, old_user, sink):
+    """Issue 9.7: only a missing answer to the end of the data is "in doubt"; the phase
+    hook runs once, right before the data, and can still stop the send."""
+    from core.smtp import SmtpInDoubt
+    acct = _account(mailserver, old_user, sink)
+    calls: list[int] = []
+    sink.reply_delay = 2.0
+    with pytest.raises(SmtpInDoubt) as e:
+        send(acct, "a@example.com", ["b@example.com"], RAW, data_timeout=0.5,
+             before_data=lambda: calls.append(sink.taken))
+    assert calls == [0] and sink.taken == 1          # the hook ran before the data left
+    assert "no reply within 0.5 s" in e.value.message and not is_temporary(e.value)
+    sink.reply_delay = 0.0
+    sink.drop_after_data = True
+    with pytest.raises(SmtpInDoubt) as e:
+        send(acct, "a@example.com", ["b@example.com"], RAW)
+    assert "connection broke" in e.value.message
+    sink.drop_after_data = False
+
+    def refuse() -> None:
+        raise RuntimeError("the state file is busy")
+    with pytest.raises(RuntimeError):
+        send(acct, "a@example.com", ["b@example.com"], RAW, before_data=refuse)
+    assert sink.taken == 2                            # nothing of the third one was delivered
+    # a slow answer within the time allowed is a plain success
+    sink.reply_delay = 1.0
+    res = send(acct, "a@example.com", ["b@example.com"], RAW, data_timeout=5)
+    assert res.accepted == ("b@example.com",) and sink.taken == 3

@@ -1,5 +1,11 @@
 """The dashboard app: wires the engine's events to the four panes, the status line and
-the keys. Kept thin — each pane lives in its own module.
+the keys. Kept thin — each pane lives in its own module, passwords and refused logins in
+tui/logins.py.
+
+It stays true beside another process on the same state file (a headless ``watch``, a
+CLI ``migrate``): about once a second it asks SQLite whether someone else wrote
+(``engine.changed_elsewhere``) and every pane re-reads what it shows. The counts are read
+in one place (``refresh_counts``) for the status line and the feed alike.
 
 Entry points: ``run_dashboard(config_path)`` (used by ``switchover`` with no command) and
 ``SwitchoverApp(engine=..., config=...)`` (tests, screenshots, the demo).
@@ -15,19 +21,21 @@ from typing import Any, Callable, Iterable
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
 from core.events import ActionChanged, ArrivalSeen, ConnectionState
 
-from .base import Pane, person_error
+from .base import Pane, Serial, person_error
 from .checklist import ChecklistPane
 from .commands import palette_commands
 from .feed import FeedPane
+from .footer import BoundedFooter
 from .help import HelpScreen, key_label
+from .logins import Logins
 from .migration import MigrationPane
 from .people import PeoplePane
-from .prompts import SecretPrompt
 from .pump import EventPump
 from .status import StatusLine, transition_text
 
@@ -35,6 +43,9 @@ TABS = (("checklist", "1 Checklist", ChecklistPane), ("migration", "2 Migration"
         ("feed", "3 Feed", FeedPane), ("people", "4 People", PeoplePane))
 #: how often queued engine events are applied to the screen (≥ 4 times a second)
 DRAIN_SECONDS = 0.2
+#: how often the state file is asked whether another process (a headless watch, a CLI
+#: command) changed it; what is shown is re-read within about this long
+ELSEWHERE_SECONDS = 1.0
 
 
 class NoConfigScreen(Screen[None]):
@@ -62,13 +73,15 @@ class NoConfigScreen(Screen[None]):
         yield Footer()
 
 
-class SwitchoverApp(App[None]):
+class SwitchoverApp(Logins, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "switchover"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
         Binding("f1,question_mark", "help", "Help", id="app.help"),
+        # shown only while a mailbox refuses its password or has none
+        Binding("P", "password", "Password", id="app.password"),
         Binding("1", "show_tab('checklist')", "Show checklist", show=False, id="app.tab1"),
         Binding("2", "show_tab('migration')", "Show migration", show=False, id="app.tab2"),
         Binding("3", "show_tab('feed')", "Show feed", show=False, id="app.tab3"),
@@ -89,6 +102,13 @@ class SwitchoverApp(App[None]):
         self._unsubscribe: Callable[[], None] | None = None
         self._stop = asyncio.Event()
         self.ready = asyncio.Event()      # set when the panes have loaded (tests wait on it)
+        #: the old-side counts (unhandled, today, total, switched): one source for the
+        #: status line and the feed's header, so they never disagree
+        self.counts: dict[str, int] = {}
+        self._polling = False
+        self._background = False
+        self._told_auth: set[str] = set()
+        self.serial = Serial(self)
 
     # -- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -102,7 +122,7 @@ class SwitchoverApp(App[None]):
                 with TabPane(label, id=tab_id):
                     yield self._panes[tab_id]
         # compact, and ctrl+p lives in the help screen: every pane's keys fit in 80 columns
-        yield Footer(compact=True, show_command_palette=False)
+        yield BoundedFooter(compact=True, show_command_palette=False)
 
     @property
     def panes(self) -> list[Pane]:
@@ -133,23 +153,36 @@ class SwitchoverApp(App[None]):
         self._refresh_day()
         self.set_interval(DRAIN_SECONDS, self._drain)
         self.set_interval(60, self._refresh_day)
-        self.set_interval(30, self._refresh_counts)
+        self.set_interval(30, self.refresh_counts)
+        self.set_interval(ELSEWHERE_SECONDS, self._poll_elsewhere)
         complete = await self._ask_secrets()
         await asyncio.gather(*(p.load() for p in self.panes), return_exceptions=True)
-        await self._refresh_counts()
+        await self.refresh_counts()
         self._focus_tab(self.tabs.active)
         self.ready.set()
-        if complete and self.start_background:
-            self.run_worker(self._watch, group="monitor", exclusive=True)
-            self.run_worker(self._start_actions, group="actions", exclusive=True)
-            self.run_worker(self._prove_logins, group="proofs", exclusive=True)
+        if complete:
+            self._start_background()
+
+    def _start_background(self) -> None:
+        """The watch, the actions runner and the login proofs (once every secret is known)."""
+        if self._background or not self.start_background:
+            return
+        self._background = True
+        self.run_worker(self._watch, group="monitor", exclusive=True)
+        self.run_worker(self._start_actions, group="actions", exclusive=True)
+        self.serial.run("proofs", self._prove_logins)
 
     async def _prove_logins(self) -> None:
-        """Log in to both sides once at start: the checklist's login items are proven
-        (or shown failing) with the server's own answer as evidence."""
+        """Log in to both sides: the checklist's login items are proven with the server's
+        own answer as evidence. A failure here does not take back a proof that an explicit
+        check recorded (core/checklist.py says why); ``e`` in the checklist re-checks."""
+        checklist = self.engine.checklist
         try:
-            await self.engine.checklist.check_logins()
-            await self.engine.checklist.refresh_evidence()
+            try:
+                await checklist.check_logins(explicit=False)
+            except TypeError:  # an engine without the distinction
+                await checklist.check_logins()
+            await checklist.refresh_evidence()
         except Exception as exc:
             self.status.set_note(f"login check: {person_error(exc)}")
 
@@ -174,24 +207,6 @@ class SwitchoverApp(App[None]):
             self.push_screen(NoConfigScreen(path, person_error(exc)))
             return False
         return True
-
-    async def _ask_secrets(self) -> bool:
-        complete = True
-        for side in ("old", "new"):
-            try:
-                needed = self.engine.needs_secret(side)
-            except Exception:
-                needed = False
-            if not needed:
-                continue
-            acct = self.engine.config.account(side)
-            secret = await self.push_screen_wait(SecretPrompt(side, acct.username, acct.imap.host))
-            if secret:
-                self.engine.set_secret(side, secret)
-            else:
-                complete = False
-                self.status.set_connection(side, "no password")
-        return complete
 
     async def _watch(self) -> None:
         """Keep the old-inbox monitor running; it reconnects by itself, this only
@@ -246,19 +261,40 @@ class SwitchoverApp(App[None]):
         if events:
             for event in events:
                 if isinstance(event, ConnectionState):
-                    self.status.set_connection(event.side, event.state)
+                    self._connection(event)
             for pane in self.panes:
                 try:
                     pane.handle_events(events)
                 except Exception as exc:  # one pane's bug must not stop the others
                     pane.say(f"display error: {person_error(exc)}", error=True)
             if any(isinstance(e, (ArrivalSeen, ActionChanged)) for e in events):
-                self.run_worker(self._refresh_counts, group="counts", exclusive=True)
+                self.serial.run("counts", self.refresh_counts)
         for pane in self.panes:
             try:
                 pane.flush()
+                pane.reload_if_stale()
             except Exception as exc:
                 pane.say(f"display error: {person_error(exc)}", error=True)
+
+    def _poll_elsewhere(self) -> None:
+        if not self._polling and self.engine is not None:
+            self._polling = True
+            self.run_worker(self._check_elsewhere, group="elsewhere")
+
+    async def _check_elsewhere(self) -> None:
+        """Another process (a headless watch, a CLI migrate) wrote to the state file:
+        every pane re-reads what it shows, and the counts are read once for all."""
+        try:
+            changed = await self.engine.changed_elsewhere()
+        except Exception:
+            changed = False
+        finally:
+            self._polling = False
+        if not changed:
+            return
+        for pane in self.panes:
+            pane.changed_elsewhere()
+        await self.refresh_counts()
 
     def _refresh_day(self) -> None:
         transition = getattr(getattr(self.engine, "config", None), "transition", None)
@@ -268,12 +304,27 @@ class SwitchoverApp(App[None]):
         self.status.set_transition(transition_text(start, close, today),
                                    transition_text(start, close, today, short=True))
 
-    async def _refresh_counts(self) -> None:
+    async def refresh_counts(self) -> dict[str, int]:
+        """Read the counts once and show them everywhere they appear."""
         try:
             counts = await self.engine.monitor.counts()
         except Exception:
-            return
-        self.status.set_counts(int(counts.get("unhandled", 0)))
+            return self.counts
+        self.counts = dict(counts)
+        self.status.set_counts(int(self.counts.get("unhandled", 0)))
+        feed = self._panes.get("feed")
+        if isinstance(feed, FeedPane) and feed.is_attached:
+            try:
+                feed.show_counts()
+            except NoMatches:  # closing: the feed's widgets are going away
+                pass
+        return self.counts
+
+    def notify(self, message: str, *, title: str = "", severity: Any = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Notifications carry server words and user data ('[AUTHENTICATIONFAILED] …',
+        a subject in brackets): shown literally unless a caller asks for markup."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     # -- tabs, help, palette ------------------------------------------------------------
     def action_show_tab(self, tab_id: str) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.containers import Vertical
 from textual.widgets import Static
 
@@ -44,12 +45,59 @@ def person_error(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
+class Serial:
+    """Workers that re-read the state file, one at a time per group, the latest request
+    winning. A request while one runs is kept and run once when it ends — the running
+    one is never cancelled: a read cut off mid-query leaves its SQLite statement open,
+    which pins a stale snapshot and makes the next write of the connection fail with
+    "database is locked" (so ``exclusive=True`` is not used for reads)."""
+
+    def __init__(self, node: Any) -> None:
+        self._node = node
+        self._running: set[str] = set()
+        self._again: dict[str, Callable[[], Awaitable[Any]]] = {}
+
+    def run(self, group: str, work: Callable[[], Awaitable[Any]]) -> None:
+        if group in self._running:
+            self._again[group] = work
+            return
+        self._running.add(group)
+
+        async def loop() -> None:
+            nxt: Callable[[], Awaitable[Any]] | None = work
+            try:
+                while nxt is not None:
+                    try:
+                        await nxt()
+                    except NoMatches:
+                        return  # the app is closing: the pane's widgets are going away
+                    except Exception:
+                        if getattr(self._node, "is_attached", True):
+                            raise
+                        return
+                    nxt = self._again.pop(group, None)
+            finally:
+                self._running.discard(group)
+                self._again.pop(group, None)
+
+        self._node.run_worker(loop, group=group)
+
+    def busy(self, group: str) -> bool:
+        return group in self._running
+
+
 class Pane(Vertical):
     """Base of the four panes. Subclasses implement ``load`` and ``handle_events``."""
 
     #: shown as the first line of the help screen for this pane
     HELP_TITLE = ""
     HELP_ABOUT = ""
+
+    @property
+    def serial(self) -> Serial:
+        if "_serial" not in self.__dict__:
+            self._serial = Serial(self)
+        return self._serial
 
     @property
     def sapp(self) -> "SwitchoverApp":
@@ -106,6 +154,19 @@ class Pane(Vertical):
 
     def flush(self) -> None:
         """Apply what ``handle_events`` collected, if the pane is visible."""
+
+    #: another process (a headless watch, a CLI command) wrote to the state file
+    _stale_elsewhere = False
+
+    def changed_elsewhere(self) -> None:
+        """Another process changed the state file: re-read what is shown (now if the pane
+        is visible, else when it is shown)."""
+        self._stale_elsewhere = True
+
+    def reload_if_stale(self) -> None:
+        if self._stale_elsewhere and self.visible_now:
+            self._stale_elsewhere = False
+            self.serial.run("load", self.load)
 
 
 _ATTRIBUTES = {"bold", "dim", "italic", "underline", "reverse", "strike", "not"}

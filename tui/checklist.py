@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import partial
 
 import datetime as dt
+import time
 from typing import Any
 
 from rich.text import Text
@@ -53,6 +54,7 @@ class ChecklistPane(Pane):
         super().__init__(**kwargs)
         self.items: dict[str, Any] = {}
         self.progress: dict[int, tuple[int, int]] = {}
+        self._keep_message_until = 0.0
 
     def compose(self) -> ComposeResult:
         yield self.message_line()
@@ -106,7 +108,8 @@ class ChecklistPane(Pane):
         done = sum(d for d, _ in self.progress.values())
         total = sum(t for _, t in self.progress.values())
         phases = "  ".join(f"{p}: {d}/{t}" for p, (d, t) in sorted(self.progress.items()))
-        self.say(f"{done} of {total} done — phase {phases}")
+        if time.monotonic() >= self._keep_message_until:  # a re-check's findings stay a while
+            self.say(f"{done} of {total} done — phase {phases}")
 
     def _heading(self, phase: int) -> tuple[Text, Text, Text, Text]:
         done, total = self.progress.get(phase, (0, 0))
@@ -224,14 +227,14 @@ class ChecklistPane(Pane):
     def handle_events(self, events: list[Event]) -> None:
         keys = {e.item for e in events if isinstance(e, ChecklistChanged)}
         if keys:
-            self.run_worker(partial(self._reload_items, keys), group="checklist-reload", exclusive=True)
+            self.serial.run("reload", partial(self._reload_items, keys))
 
     async def _reload_items(self, keys: set[str]) -> None:
         checklist = self.facet("checklist")
         if checklist is None:
             return
         items = await self.attempt("checklist", checklist.items)
-        if items is None:
+        if items is None or not self.is_attached:
             return
         fresh = {item.key: item for item in items}
         structural = set(fresh) != set(self.items)
@@ -309,17 +312,32 @@ class ChecklistPane(Pane):
                                         placeholder="YYYY-MM-DD, empty to clear"), done)
 
     def action_evidence(self) -> None:
-        async def refresh() -> None:
-            checklist = self.facet("checklist")
-            if checklist is None:
-                return
-            self.say("Checking what the engine can prove …")
-            try:
-                await checklist.refresh_evidence()
-            except Exception as exc:
-                self.say(f"re-check: {person_error(exc)}", error=True)
-            else:
-                self.say("")
-            await self._reload_items(set())
+        """Re-check what the engine can prove (logins included) and say what was found."""
+        self.serial.run("recheck", self._recheck)
 
-        self.run_worker(refresh(), group="checklist-action", exclusive=True)
+    async def _recheck(self) -> None:
+        checklist = self.facet("checklist")
+        if checklist is None:
+            return
+        self.say("Checking what the engine can prove (logging in to both mailboxes) …")
+        try:
+            recheck = getattr(checklist, "recheck", None)
+            found = await (recheck() if recheck is not None else checklist.refresh_evidence())
+        except Exception as exc:
+            self.say(f"re-check: {person_error(exc)}", error=True)
+            self.sapp.notify(person_error(exc), title="Re-check", severity="error", timeout=10)
+            await self._reload_items(set())
+            return
+        await self._reload_items(set())
+        found = list(found or [])
+        if not found:
+            self.sapp.notify("Nothing the engine can check right now.", title="Re-check")
+            return
+        bad = [p for p in found if not p.ok]
+        lines = [f"{'ok' if p.ok else 'NOT YET'} · {p.title}: {p.evidence}" for p in found]
+        self.sapp.notify("\n".join(lines), title="Re-check", timeout=20,
+                         severity="warning" if bad else "information")
+        self._keep_message_until = time.monotonic() + 20
+        self.say(f"Re-checked {len(found)} items: {len(found) - len(bad)} proven"
+                 + (f", {len(bad)} not ({', '.join(p.title for p in bad)})" if bad else "")
+                 + ".", error=bool(bad))

@@ -24,6 +24,8 @@ COMMANDS = (
     ("Feed: mark handled", "Mark the selected arrival handled", "feed", "act('handled')"),
     ("Feed: undo", "Cancel the last action while its undo window is open", "feed", "undo"),
     ("Feed: retry failed action", "Try a failed forward or reminder again", "feed", "retry"),
+    ("Feed: show the reminder", "The reminder r would send: To, Subject, language, text", "feed", "more"),
+    ("Feed: settle a send in doubt", "Say whether a forward or reminder in doubt arrived, or send it again", "feed", "doubt"),
     ("Checklist: tick / untick selected", "Tick the selected item", "checklist", "tick"),
     ("Checklist: re-check evidence", "Let the engine prove what it can", "checklist", "evidence"),
     ("Checklist: note on selected", "Add or change the selected item's note", "checklist", "note"),
@@ -45,6 +47,10 @@ def _runner(app: "SwitchoverApp", tab_id: str, action: str) -> Callable[[], Any]
 def palette_commands(app: "SwitchoverApp") -> Iterator[SystemCommand]:
     for title, help_, tab, action in COMMANDS:
         yield SystemCommand(title, help_, _runner(app, tab, action))
+    for side in ("old", "new"):
+        yield SystemCommand(f"Enter the {side} mailbox password",
+                            "Type it again (kept in memory only) and connect with it at once",
+                            lambda s=side: app.action_password(s))
     for tab_id, name in PANES:
         yield SystemCommand(f"Show {name}", f"Switch to the {name} pane",
                             lambda t=tab_id: app.action_show_tab(t))

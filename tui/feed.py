@@ -1,19 +1,21 @@
-"""The old-inbox feed: arrivals newest first (paged from SQLite), a preview of the
-selected one, and one key each to forward it, remind its sender or mark it handled.
+"""The old-inbox feed: arrivals newest first, a preview of the selected one, and one key
+each to forward it, remind its sender or mark it handled.
 
-Every action is requested from the engine, which records it first and waits an undo
-window (config.transition.undo_seconds) before carrying it out; the row shows the
-countdown and ``u`` cancels it. A stray key therefore never sends mail irrevocably.
+The table is a window of ``PAGE`` rows read from SQLite, never the whole history: the
+dashboard stays open for months and the arrivals stay on disk. With the cursor on the
+newest row the feed follows new arrivals like ``tail -f``; anywhere else the rows under
+the cursor stay where they are and the message line says "N new above" until ``home``
+(or moving up to the top) shows them. Running past either edge of the window moves it.
+
+What the keys do (forward, remind, handled, undo, retry, a send in doubt, the reminder
+shown before it goes) lives in tui/feed_actions.py.
 """
 
 from __future__ import annotations
 
-from functools import partial
-
-import dataclasses
 import datetime as dt
 import time
-from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from rich.text import Text
@@ -23,59 +25,29 @@ from textual.containers import Container, VerticalScroll
 from textual.widgets import DataTable, Static
 
 from core.events import ActionChanged, ArrivalSeen, Event
+from core.monitor import Arrival
 
 from .base import Pane, cell, clip, person_error, plain_style, table_keys
+from .feed_actions import KIND_WORDS, NOUNS, FeedActions, Pending, in_doubt
 
-PAGE = 50
-#: the feed never holds more than this many rows in memory; older ones stay in SQLite
-MAX_ROWS = 1000
+#: rows held in memory: a window over SQLite
+PAGE = 100
+#: rows the window moves when the cursor runs past one of its edges
+STEP = 50
 COLUMNS = ("time", "sender", "subject", "badge", "action")
-KIND_WORDS = {
-    "forward": ("forward", "forwarding", "forwarded"),
-    "remind": ("remind", "reminding", "reminded"),
-    "handled": ("handle", "handling", "handled"),
-}
 BADGE_STYLES = {"customer": "bold", "new sender": "bold", "bounce": "bold red", "spam": "dim",
                 "automated": "dim", "switched": "green", "notified": "cyan"}
 
 
-@dataclass
-class Pending:
-    action_id: int
-    arrival_id: int
-    kind: str
-    deadline: float           # time.monotonic() when the engine will carry it out
-
-
-def when(value: Any, now: dt.datetime, *, with_time: bool = True) -> str:
-    """Short local time in 5 columns: '14:02' today, '11-24' this year, '2025' before."""
-    if value is None or value == "":
+def when(value: dt.datetime | float | None, now: dt.datetime, *, with_time: bool = True) -> str:
+    """Short local time in 5 columns: '14:02' today, '11-24' this year, '2025' before.
+    ``value`` is a datetime (a message's date) or a POSIX timestamp (when it was seen)."""
+    if value is None:
         return ""
-    stamp: dt.datetime | None = None
-    if isinstance(value, str) and len(value) == 10:
-        try:
-            value = dt.date.fromisoformat(value)
-        except ValueError:
-            pass
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        if value == now.date():
-            return "today"
-        return value.strftime("%m-%d") if value.year == now.year else str(value.year)
     if isinstance(value, dt.datetime):
         stamp = value
-    elif isinstance(value, (int, float)):
+    else:
         stamp = dt.datetime.fromtimestamp(value, tz=now.tzinfo or dt.timezone.utc)
-    elif isinstance(value, str):
-        try:
-            stamp = dt.datetime.fromisoformat(value)
-        except ValueError:
-            try:
-                from email.utils import parsedate_to_datetime
-                stamp = parsedate_to_datetime(value)
-            except Exception:
-                return clip(value, 11)
-    if stamp is None:
-        return ""
     if stamp.tzinfo is not None and now.tzinfo is not None:
         stamp = stamp.astimezone(now.tzinfo)
     if stamp.date() == now.date():
@@ -85,23 +57,17 @@ def when(value: Any, now: dt.datetime, *, with_time: bool = True) -> str:
     return str(stamp.year)
 
 
-def full_date(value: Any) -> str:
-    if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value)
-        except ValueError:
-            return value
-    if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M %z").strip()
-    return "" if value is None else str(value)
+def full_date(value: dt.datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M %z").strip() if value is not None else ""
 
 
-def action_text(actions: dict[str, str] | None, state: str | None,
+def action_text(actions: dict[str, str], state: str,
                 pending: dict[str, float] | None = None) -> str:
-    """The action cell: 'forward in 4s · u undo', 'forwarded, reminded', 'remind failed'."""
+    """The action cell: 'forward in 4s (u)', 'forwarded, reminded', 'remind failed (t)',
+    'remind in doubt'."""
     parts: list[str] = []
     pending = pending or {}
-    for kind, st in (actions or {}).items():
+    for kind, st in actions.items():
         verb, doing, done = KIND_WORDS.get(kind, (kind, kind, kind))
         if kind in pending:
             parts.append(f"{verb} in {max(0, int(pending[kind] + 0.999))}s (u)")
@@ -113,40 +79,86 @@ def action_text(actions: dict[str, str] | None, state: str | None,
             parts.append(f"{verb} queued")
         elif st == "failed":
             parts.append(f"{verb} failed (t)")  # fits the 18-column cell; help: t retries
+        elif st == "doubt":
+            parts.append(f"{verb} in doubt")    # the message line says: d decides
         elif st == "cancelled":
             continue
         else:
             parts.append(f"{verb} {st}")
-    if not parts and state and state not in ("new", "unhandled", "open"):
+    if not parts and state not in ("new", "unhandled", "open"):
         parts.append(state)
     return ", ".join(parts)
 
 
 class FeedTable(DataTable):
+    """The feed's rows; moving past the first or last row moves the window over SQLite."""
+
     BINDINGS = table_keys("feed")
 
+    @property
+    def feed(self) -> "FeedPane":
+        return next(a for a in self.ancestors if isinstance(a, FeedPane))
 
-class FeedPane(Pane):
+    def action_cursor_down(self) -> None:
+        if self.row_count and self.cursor_row >= self.row_count - 1 and self.feed.has_older:
+            self.feed.page(+1)
+        else:
+            super().action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        if self.cursor_row <= 0 and self.feed.window_start > 0:
+            self.feed.page(-1)
+        else:
+            super().action_cursor_up()
+
+    def action_page_down(self) -> None:
+        if self.row_count and self.cursor_row >= self.row_count - 1 and self.feed.has_older:
+            self.feed.page(+1)
+        else:
+            super().action_page_down()
+
+    def action_page_up(self) -> None:
+        if self.cursor_row <= 0 and self.feed.window_start > 0:
+            self.feed.page(-1)
+        else:
+            super().action_page_up()
+
+    def action_scroll_top(self) -> None:
+        self.feed.go_newest()
+
+    def action_scroll_bottom(self) -> None:
+        self.feed.go_oldest()
+
+
+class FeedPane(FeedActions, Pane):
     HELP_TITLE = "Feed — what still arrives at the old address"
     HELP_ABOUT = ("f, r and h wait a few seconds before they act (shown in the row); "
-                  "u undoes the last one within that window.")
+                  "u undoes the last one within that window. On the newest row the feed "
+                  "follows new mail; elsewhere it stays put and says how many are new above "
+                  "(home shows them). m shows the reminder r would send.")
     BINDINGS = [
         Binding("f", "act('forward')", "Forward", id="feed.forward"),
         Binding("r", "act('remind')", "Remind", id="feed.remind"),
         Binding("h", "act('handled')", "Handled", id="feed.handled"),
         Binding("u", "undo", "Undo", id="feed.undo"),
         Binding("t", "retry", "Retry", id="feed.retry"),
-        Binding("m", "more", "More", id="feed.more"),
+        Binding("d", "doubt", "In doubt", id="feed.doubt"),
+        Binding("m", "more", "Reminder", id="feed.more"),
     ]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.arrivals: dict[int, Any] = {}
+        self.arrivals: dict[int, Arrival] = {}
         self.order: list[int] = []
-        self.limit = PAGE
+        #: rows above the window (newest first): 0 while the newest row is in it
+        self.window_start = 0
+        #: old-side arrivals in SQLite at the last load (from the app's counts)
+        self.total: int | None = None
+        #: arrivals that came while the cursor was away from the newest row
+        self.unseen = 0
+        self.following = True
         self.pending: dict[int, Pending] = {}
         self.preview_id: int | None = None
-        self.counts: dict[str, int] = {}
         self._dirty_ids: set[int] = set()
         self._reload_wanted = False
 
@@ -173,11 +185,26 @@ class FeedPane(Pane):
     def table(self) -> DataTable:
         return self.query_one("#feed-table", DataTable)
 
+    @property
+    def has_older(self) -> bool:
+        return self.total is None or self.window_start + len(self.order) < self.total
+
+    def selected(self) -> Arrival | None:
+        arrival_id = self.selected_id()
+        return self.arrivals.get(arrival_id) if arrival_id is not None else None
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # keys that cannot act on the selected row leave the footer (False hides): the
+        # feed's keys then fit in 80 columns; help lists them all
         if action == "undo":
-            return True if self.pending else None
-        if action in ("act", "retry"):
-            return True if self.order else None
+            return bool(self.pending)
+        a = self.selected()
+        if action == "retry":
+            return a is not None and "failed" in a.actions.values()
+        if action == "doubt":
+            return a is not None and bool(in_doubt(a))
+        if action in ("act", "more"):
+            return True if a is not None else None
         return True
 
     # -- loading ------------------------------------------------------------------------
@@ -185,62 +212,96 @@ class FeedPane(Pane):
         monitor = self.facet("monitor")
         if monitor is None:
             return
-        rows = await self.attempt("feed", lambda: monitor.arrivals(side="old", offset=0,
-                                                                    limit=self.limit))
+        counts = await self.sapp.refresh_counts()
+        total = counts.get("total") if counts else None
+        if total is not None:
+            if self.total is not None and total > self.total and not self.following:
+                # the rows under the cursor stay put: the window moves down with them
+                grown = total - self.total
+                self.window_start += grown
+                self.unseen += grown
+            self.total = total
+            if self.window_start and self.window_start >= total:
+                self.window_start = max(0, total - PAGE)
+        rows = await self.attempt("feed", lambda: monitor.arrivals(
+            side="old", offset=self.window_start, limit=PAGE))
         if rows is None:
             return
         self._show(rows)
-        counts = await self.attempt("feed counts", monitor.counts)
-        if counts:
-            self.counts = dict(counts)
         if not rows:
             self.say("Nothing has arrived at the old address yet; new mail shows here within "
                      "seconds.")
         else:
-            self._say_counts()
+            self.show_counts()
 
-    def _say_counts(self) -> None:
-        c = self.counts
-        if c and not self.pending:  # while an undo window is open its hint stays
-            switched = c.get("switched", 0)
-            self.say(f"{c.get('unhandled', 0)} unhandled · {c.get('today', 0)} today · "
-                     f"{c.get('total', 0)} in all · {switched} {'sender' if switched == 1 else 'senders'} switched")
+    def show_counts(self) -> None:
+        """The message line: what is new above, then the app's counts (the same numbers
+        the status line shows)."""
+        c = self.sapp.counts
+        if self.pending or not c:  # while an undo window is open its hint stays
+            return
+        a = self.selected()
+        doubt = in_doubt(a) if a is not None else []
+        if doubt:
+            self.say(f"The {NOUNS.get(doubt[0], doubt[0])} of this message is in doubt — "
+                     f"did it arrive? d decides.", error=True)
+            return
+        parts = []
+        if self.unseen:
+            parts.append(f"↑ {self.unseen:,} new above — home shows them")
+        switched = c.get("switched", 0)
+        parts.append(f"{c.get('unhandled', 0):,} unhandled · {c.get('today', 0):,} today · "
+                     f"{c.get('total', 0):,} in all · {switched:,} "
+                     f"{'sender' if switched == 1 else 'senders'} switched")
+        self.say(" · ".join(parts))
 
-    def _cells(self, a: Any) -> tuple[Text, ...]:
+    def _cells(self, a: Arrival) -> tuple[Text, ...]:
         pending = {p.kind: p.deadline - time.monotonic()
                    for p in self.pending.values() if p.arrival_id == a.id}
-        handled = (a.state == "handled") or (a.actions or {}).get("handled") == "done"
+        handled = a.state == "handled" or a.actions.get("handled") == "done"
         style = "dim" if handled else ""
-        who = a.sender_name or a.sender or ""
         return (
             cell(when(a.seen_at or a.date, self.now()), style),
-            cell(who, style),
+            cell(a.sender_name or a.sender, style),
             cell(a.subject or "(no subject)", style),
-            cell(a.badge or "", plain_style(self.app, BADGE_STYLES.get(a.badge or "", ""))
-                 if not handled else "dim"),
+            cell(a.badge, plain_style(self.app, BADGE_STYLES.get(a.badge, "")) if not handled else "dim"),
             cell(action_text(a.actions, a.state, pending), "italic" if pending else style),
         )
 
-    def _show(self, rows: list[Any]) -> None:
+    def _show(self, rows: list[Arrival], *, cursor: int | None = None) -> None:
+        """Put ``rows`` (the window) on screen. Following: the cursor on the newest row.
+        Otherwise the selected arrival stays selected at the same place on screen (or
+        the cursor goes to row ``cursor``)."""
+        if not self.is_attached:  # the app is closing
+            return
         table = self.table
-        rows = rows[:MAX_ROWS]
         ids = [a.id for a in rows]
         self.arrivals = {a.id: a for a in rows}
         selected = self.selected_id()
         with self.app.batch_update():
-            if ids == self.order:
+            if ids == self.order and cursor is None:
                 for a in rows:
                     self._update_row(a.id)
             else:
                 at = table.cursor_row
+                on_screen = at - round(table.scroll_y)
                 table.clear()
                 for a in rows:
                     table.add_row(*self._cells(a), key=str(a.id))
                 self.order = ids
-                if selected in self.arrivals:
-                    table.move_cursor(row=ids.index(selected), animate=False)
-                elif ids:  # the selected one left the page: stay where the cursor was
-                    table.move_cursor(row=min(at, len(ids) - 1), animate=False)
+                if cursor is not None:
+                    target = cursor
+                elif self.following:
+                    target = 0
+                elif selected in self.arrivals:
+                    target = ids.index(selected)
+                else:
+                    target = at
+                target = max(0, min(target, len(ids) - 1))
+                if ids:
+                    table.move_cursor(row=target, animate=False, scroll=False)
+                    top = 0 if self.following else max(0, target - max(0, on_screen))
+                    table.call_after_refresh(table.scroll_to, y=top, animate=False, force=True)
         self.refresh_bindings()
         if self.selected_id() != self.preview_id:
             self._preview()
@@ -265,10 +326,61 @@ class FeedPane(Pane):
             return None
         return int(row_key.value) if row_key.value is not None else None
 
+    # -- moving the window --------------------------------------------------------------
+    def page(self, direction: int) -> None:
+        """Move the window one STEP older (+1) or newer (-1); the cursor continues on the
+        row after (or before) the one it was on."""
+        if direction > 0:
+            if not self.order:
+                return
+            last = self.order[-1]
+            self.window_start += STEP
+            self.serial.run("load", partial(self._load_window, after=last))
+        else:
+            first = self.order[0] if self.order else None
+            self.window_start = max(0, self.window_start - STEP)
+            self.serial.run("load", partial(self._load_window, before=first))
+
+    def go_newest(self) -> None:
+        self.window_start = 0
+        self.unseen = 0
+        self.following = True
+        self.serial.run("load", partial(self._load_window, cursor=0))
+
+    def go_oldest(self) -> None:
+        self.following = False
+        if self.total is not None:
+            self.window_start = max(0, self.total - PAGE)
+        self.serial.run("load", partial(self._load_window, cursor=PAGE))
+
+    async def _load_window(self, *, after: int | None = None, before: int | None = None,
+                           cursor: int | None = None) -> None:
+        monitor = self.facet("monitor")
+        if monitor is None:
+            return
+        rows = await self.attempt("feed", lambda: monitor.arrivals(
+            side="old", offset=self.window_start, limit=PAGE))
+        if rows is None:
+            return
+        ids = [a.id for a in rows]
+        if after in ids:
+            cursor = min(ids.index(after) + 1, len(ids) - 1)
+        elif before in ids:
+            cursor = max(ids.index(before) - 1, 0)
+        self._show(rows, cursor=cursor if cursor is not None else 0)
+        self.show_counts()
+
     # -- preview ------------------------------------------------------------------------
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.data_table is self.table:
-            self._preview()
+        if event.data_table is not self.table:
+            return
+        at_top = event.cursor_row == 0 and self.window_start == 0
+        if at_top:
+            self.unseen = 0
+        self.following = at_top
+        self.refresh_bindings()
+        self.show_counts()
+        self._preview()
 
     def _preview(self) -> None:
         arrival_id = self.selected_id()
@@ -276,7 +388,7 @@ class FeedPane(Pane):
         if arrival_id is None:
             self.query_one("#feed-preview", Static).update("")
             return
-        self.run_worker(partial(self._load_preview, arrival_id), group="feed-preview", exclusive=True)
+        self.serial.run("preview", partial(self._load_preview, arrival_id))
 
     async def _load_preview(self, arrival_id: int) -> None:
         monitor = self.facet("monitor")
@@ -290,24 +402,26 @@ class FeedPane(Pane):
         if self.preview_id != arrival_id:
             return
         text = Text()
-        sender = f"{a.sender_name} <{a.sender}>" if a.sender_name else (a.sender or "")
+        for kind in in_doubt(a):
+            text.append(f"The {NOUNS.get(kind, kind)} is in doubt — did it arrive? d decides "
+                        f"(it arrived / send it again).\n", style="bold")
+        sender = f"{a.sender_name} <{a.sender}>" if a.sender_name else a.sender
         text.append("From: ", style="bold")
         text.append(sender + "\n")
         if a.recipients:
             text.append("To: ", style="bold")
-            text.append(clip(a.recipients if isinstance(a.recipients, str)
-                             else ", ".join(a.recipients), 200) + "\n")
+            text.append(clip(", ".join(a.recipients), 200) + "\n")
         text.append("Subject: ", style="bold")
-        text.append((a.subject or "") + "\n")
+        text.append(a.subject + "\n")
         text.append("Date: ", style="bold")
         text.append(full_date(a.date) + "\n")
-        extra = [a.badge or ""]
+        extra = [a.badge]
         if a.language:
             extra.append(f"language {a.language}")
-        if a.folder and a.folder != "INBOX":
+        if a.folder != "INBOX":
             extra.append(f"in {a.folder}")
         text.append(" · ".join(x for x in extra if x) + "\n\n", style="italic")
-        text.append((body or a.preview or "")[:4000])
+        text.append((body or a.preview)[:4000])
         self.query_one("#feed-preview", Static).update(text)
 
     # -- events -------------------------------------------------------------------------
@@ -316,7 +430,6 @@ class FeedPane(Pane):
         for event in events:
             if isinstance(event, ArrivalSeen) and event.side == "old":
                 self._reload_wanted = True
-                relevant = True
             elif isinstance(event, ActionChanged) and event.arrival_id is not None:
                 relevant = True
                 if event.state != "pending":
@@ -324,17 +437,27 @@ class FeedPane(Pane):
                 if event.state == "failed":
                     self.sapp.notify(f"{event.kind} failed: {event.detail or 'see the row'}",
                                      severity="error", timeout=10)
+                elif event.state == "doubt":
+                    self.sapp.notify(f"The {NOUNS.get(event.kind, event.kind)} of arrival "
+                                     f"#{event.arrival_id} is in "
+                                     f"doubt — did it arrive? d in the feed decides.",
+                                     severity="warning", timeout=15)
                 self._dirty_ids.add(event.arrival_id)
-        if relevant:  # the footer is rebuilt on every refresh: only when keys may change
+        if relevant:  # the footer only changes when what it would show changes
             self.refresh_bindings()
 
+    def changed_elsewhere(self) -> None:
+        self._reload_wanted = True
+
     def flush(self) -> None:
+        # the feed reloads even when hidden: its window must move with new arrivals so
+        # that "N new above" is right when it is shown again (one page query, bounded)
         if not (self._reload_wanted or self._dirty_ids):
             return
         if self._reload_wanted:
             self._reload_wanted = False
             self._dirty_ids.clear()
-            self.run_worker(self.load, group="feed-load", exclusive=True)
+            self.serial.run("load", self.load)
         else:
             ids, self._dirty_ids = self._dirty_ids, set()
             self.run_worker(partial(self._refresh_ids, ids), group="feed-rows")
@@ -350,113 +473,7 @@ class FeedPane(Pane):
             if fresh is not None:
                 self.arrivals[arrival_id] = fresh
                 self._update_row(arrival_id)
-        counts = await self.attempt("feed counts", monitor.counts)
-        if counts:
-            self.counts = dict(counts)
-            self._say_counts()
-
-    def _tick_pending(self) -> None:
-        now = time.monotonic()
-        for p in list(self.pending.values()):
-            self._update_row(p.arrival_id)
-            if now > p.deadline + 30:  # the engine never reported back; stop counting
-                self.pending.pop(p.action_id, None)
-
-    # -- actions ------------------------------------------------------------------------
-    def action_act(self, kind: str) -> None:
-        arrival_id = self.selected_id()
-        if arrival_id is not None:
-            self.run_worker(partial(self._request, arrival_id, kind), group="feed-act")
-
-    async def _request(self, arrival_id: int, kind: str) -> None:
-        actions = self.facet("actions")
-        if actions is None:
-            return
-        try:
-            action_id = await actions.request(arrival_id, kind)
-        except Exception as exc:
-            self.sapp.notify(person_error(exc), title=kind, severity="warning", timeout=8)
-            return
-        undo = float(getattr(getattr(self.engine.config, "transition", None), "undo_seconds", 5.0))
-        row = None
-        getter = getattr(actions, "get", None)
-        if getter is not None:
-            try:
-                row = await getter(action_id)
-            except Exception:
-                row = None
-        verb, doing, done = KIND_WORDS.get(kind, (kind, kind, kind))
-        if row is not None and row.state != "pending":
-            # the engine returned the live action already recorded: never a second one
-            self.sapp.notify(f"Already {done if row.state == 'done' else doing}.", timeout=4)
-        elif action_id is not None and undo > 0:
-            left = (row.not_before - time.time()) if row is not None else undo
-            self.pending[action_id] = Pending(action_id, arrival_id, kind,
-                                              time.monotonic() + max(0.0, left))
-            a = self.arrivals.get(arrival_id)
-            if a is not None:  # show the countdown now, before the engine's event arrives
-                try:
-                    self.arrivals[arrival_id] = dataclasses.replace(
-                        a, actions={**(a.actions or {}), kind: "pending"})
-                except Exception:
-                    pass
-            self.say(f"{doing} in {max(0.0, left):.0f} s — u to undo")
-        self._update_row(arrival_id)
-        self._dirty_ids.add(arrival_id)
+                if arrival_id == self.preview_id:
+                    self._preview()
+        await self.sapp.refresh_counts()
         self.refresh_bindings()
-
-    def action_undo(self) -> None:
-        if not self.pending:
-            self.sapp.notify("Nothing to undo.", timeout=3)
-            return
-        selected = self.selected_id()
-        mine = [p for p in self.pending.values() if p.arrival_id == selected]
-        target = (mine or list(self.pending.values()))[-1]
-        self.run_worker(partial(self._undo, target), group="feed-act")
-
-    async def _undo(self, p: Pending) -> None:
-        actions = self.facet("actions")
-        if actions is None:
-            return
-        try:
-            ok = await actions.cancel(p.action_id)
-        except Exception as exc:
-            self.sapp.notify(person_error(exc), title="undo", severity="warning")
-            return
-        self.pending.pop(p.action_id, None)
-        if ok:
-            self.say(f"{KIND_WORDS.get(p.kind, (p.kind,))[0]} undone.")
-        else:
-            self.sapp.notify(f"Too late to undo the {p.kind}: it has already started.",
-                             severity="warning")
-        self._dirty_ids.add(p.arrival_id)
-        self.refresh_bindings()
-        self.flush()
-
-    def action_retry(self) -> None:
-        arrival_id = self.selected_id()
-        if arrival_id is not None:
-            self.run_worker(partial(self._retry, arrival_id), group="feed-act")
-
-    async def _retry(self, arrival_id: int) -> None:
-        actions = self.facet("actions")
-        if actions is None:
-            return
-        rows = await self.attempt("retry", lambda: actions.for_arrival(arrival_id)) or []
-        failed = [r for r in rows if r.state == "failed"]
-        if not failed:
-            self.sapp.notify("No failed action on this message.", timeout=3)
-            return
-        for row in failed:
-            await self.attempt("retry", lambda: actions.retry(row.id))
-        self._dirty_ids.add(arrival_id)
-        self.flush()
-
-    def action_more(self) -> None:
-        if self.limit < MAX_ROWS and len(self.order) >= self.limit:
-            self.limit = min(MAX_ROWS, self.limit + PAGE)
-            self.run_worker(self.load, group="feed-load", exclusive=True)
-        else:
-            self.sapp.notify("All arrivals are shown." if len(self.order) < self.limit
-                             else f"The feed shows the newest {MAX_ROWS}.", timeout=3)
-

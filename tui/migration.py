@@ -4,6 +4,12 @@ msgs/s, MB/s, ETA, state), an overall progress bar, a throughput sparkline and a
 Engine events arrive through the app's pump (already coalesced per folder); this pane
 only remembers the newest value per folder and, when visible, repaints the cells that
 changed — a few times a second at most, however fast the copy runs.
+
+It says what happened in the engine's words: "pausing" while the batch in flight ends,
+"cancelled" (neither done nor an error) for folders a cancel left unfinished, the run's
+headline ("the new mailbox is full: 1,347 messages not copied") instead of a line per
+message, and — from the runs recorded in the state file, whichever process ran them —
+whether the last migration finished or stopped before the end.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import humanize
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -24,7 +31,7 @@ from textual.widgets import DataTable, ProgressBar, RichLog, Sparkline, Static
 
 from core.events import Event, FolderProgress, JobProgress, LogLine
 
-from .base import Pane, cell, plain_style, table_keys
+from .base import Pane, cell, person_error, plain_style, table_keys
 from .prompts import ConfirmScreen, TextPrompt
 
 COLUMNS = ("folder", "msgs", "size", "mps", "mbps", "eta", "state")
@@ -110,7 +117,7 @@ class MigrationPane(Pane):
         self.job_dirty = False
         self.spark: deque[float] = deque([0.0] * 2, maxlen=SPARK_POINTS)
         self.busy = ""          # "" | "planning" | "migrate" | "verify" | "backup"
-        self.paused = False
+        self.paused = False     # paused or pausing (space resumes either)
         self.folder_width = 30
         self.side_job = ""
         self._last_sample = 0.0
@@ -166,39 +173,89 @@ class MigrationPane(Pane):
 
     # -- loading ------------------------------------------------------------------------
     async def load(self) -> None:
+        """Rows and the last run from the state file: on start, and whenever another
+        process (a CLI migrate) changed it."""
         migration = self.facet("migration")
         if migration is None:
             return
+        if self.busy and self.busy != "migrate":
+            return  # a verify / backup of this process owns the rows and the summary now
         rows = await self.attempt("migration", migration.folder_rows)
         for row in rows or []:
             if row.total_bytes:
                 self.known_bytes[row.source] = row.total_bytes
-            self.rows[row.source] = row
-            self.dirty.add(row.source)
+            if row.source not in self.rows or self.rows[row.source] != row:
+                self.rows[row.source] = row
+                self.dirty.add(row.source)
         state = getattr(migration, "state", "")
-        if isinstance(state, str) and state in ("running", "paused"):
+        if isinstance(state, str) and state in ("running", "paused", "pausing", "cancelling"):
             self.busy = "migrate"
-            self.paused = state == "paused"
+            self.paused = state in ("paused", "pausing")
             self.refresh_bindings()
+        last = await self._last_run(migration)
         if rows:
-            self._summarize_rows()
-            if not self.busy and self.job is not None:
-                if self.job.state == "done":
-                    self.say("Everything planned is copied — v verifies, s copies what arrived since.")
-                else:
-                    self.say("The last migration stopped before the end — s resumes "
-                             "(nothing is copied twice).")
+            self._summarize_rows(last)
+            if not self.busy:
+                text, problem = self._last_sentence(last)
+                self.say(text, error=problem)
         self.flush()
 
-    def _summarize_rows(self) -> None:
+    async def _last_run(self, migration: Any) -> Any | None:
+        fn = getattr(migration, "last_run", None)
+        if fn is None:
+            return None
+        try:
+            return await fn()
+        except Exception:
+            return None
+
+    def _last_sentence(self, last: Any | None) -> tuple[str, bool]:
+        """What the pane says about the last migration when none runs here: from the
+        run recorded in the state file (any process's), else from the rows."""
+        if last is None:
+            if self.job is not None and self.job.state == "done":
+                return "Everything planned is copied — v verifies, s copies what arrived since.", False
+            if any(r.done_messages for r in self.rows.values()):
+                return ("The last migration stopped before the end — s resumes "
+                        "(nothing is copied twice)."), False
+            return "Planned, nothing copied yet — s starts.", False
+        when = _stamp(last.ended or last.started)
+        summary = last.summary or {}
+        head = summary.get("headline") or ""
+        if getattr(last, "running", False):
+            return (f"A migration started {when} is running in another process; its "
+                    f"progress shows here."), False
+        if last.outcome == "done":
+            return (f"The last migration finished {when}: {summary.get('transferred', 0):,} "
+                    f"copied, {summary.get('already_there', 0):,} already there — v verifies, "
+                    f"s copies what arrived since."), False
+        if last.outcome == "cancelled":
+            return (f"The last migration was cancelled {when} after copying "
+                    f"{summary.get('transferred', 0):,} messages — s resumes (nothing is "
+                    f"copied twice)."), False
+        if last.outcome == "errors":
+            return (f"The last migration ({when}) ended with problems: "
+                    f"{head or _problems(summary)} — {self._see_log()}; s tries what is left."), True
+        if last.outcome == "failed":
+            errors = summary.get("errors") or []
+            why = f": {errors[0]}" if errors else ""
+            return (f"The last migration stopped before the end ({when}){why} — s resumes "
+                    f"(nothing is copied twice)."), True
+        return (f"The last migration (started {when}) stopped before the end — s resumes "
+                f"(nothing is copied twice)."), False
+
+    def _summarize_rows(self, last: Any | None = None) -> None:
         total = sum(r.total_messages for r in self.rows.values())
         done = sum(r.done_messages for r in self.rows.values())
         tbytes = sum(r.total_bytes for r in self.rows.values())
         dbytes = sum(r.done_bytes for r in self.rows.values())
         if self.busy:
             state = "paused" if self.paused else "running"
+        elif last is not None and last.outcome:
+            state = {"done": "done", "errors": "done with errors", "cancelled": "cancelled",
+                     "failed": "stopped"}.get(last.outcome, last.outcome)
         else:
-            finished = all(r.state in ("done", "verified") for r in self.rows.values())
+            finished = all(r.state in ("done", "verified", "skipped") for r in self.rows.values())
             state = "done" if finished and done >= total else "stopped"
         self.job = JobProgress(job="migrate", state=state,
                                total_messages=total, total_bytes=tbytes,
@@ -223,16 +280,38 @@ class MigrationPane(Pane):
             elif isinstance(event, JobProgress):
                 if event.job not in ("migrate", "verify", "backup", "import", "plan"):
                     continue  # e.g. the correspondents' history scan: not this pane's job
+                self._job_state(event)
                 self.job = event
                 self.job_dirty = True
-                self.paused = event.state == "paused"
                 now = time.monotonic()
                 if now - self._last_sample >= 1.0:  # one point a second, whatever the event rate
                     self._last_sample = now
                     self.spark.append(event.bytes_per_s / 1e6 if event.state == "running" else 0.0)
             elif isinstance(event, LogLine):
                 stamp = self.now().strftime("%H:%M:%S")
+                # the whole text: the cause is at its end (the log wraps, never cuts)
                 log.write(f"{stamp} {event.level:<7} {event.text}")
+                if event.level == "error" and self.busy and not log.display:
+                    # narrow screens hide the log: the latest error of the running job
+                    # shows here until the job's own sentence replaces it
+                    self.say(f"{event.text} (l shows the log)", error=True)
+
+    def _job_state(self, event: JobProgress) -> None:
+        """Pause takes effect when the batch in flight ends: say so until it has."""
+        if event.job != "migrate" or self.busy != "migrate":
+            return
+        was = self.job.state if self.job is not None and self.job.job == "migrate" else ""
+        if event.state == was:
+            return
+        if event.state == "pausing":
+            self.paused = True
+            self.say("Pausing — finishing the batch in flight; nothing more goes out after it.")
+        elif event.state == "paused":
+            self.paused = True
+            self.say("Paused — nothing more is copied; space resumes.")
+        elif event.state == "running" and was in ("paused", "pausing"):
+            self.paused = False
+            self.say("Migrating … space pauses, c cancels.")
 
     def flush(self) -> None:
         if not self.visible_now or not (self.dirty or self.job_dirty):
@@ -246,8 +325,11 @@ class MigrationPane(Pane):
             state = VERIFY_STATES.get(row.state, row.state)
         else:
             state = row.state if row.job == "migrate" else f"{row.job} {row.state}"
-        if row.errors and row.job != "verify":  # a verify row's Messages cell says it
-            state = f"{row.errors:,} errors" if state in ("done", "errors") else state
+        if row.errors and row.job != "verify" and state in ("done", "errors"):
+            # a verify row's Messages cell says it; a cancelled folder is no error
+            state = f"{row.errors:,} error{'s' if row.errors != 1 else ''}"
+        elif row.refused and state in ("done", "errors"):
+            state = f"{row.refused:,} refused"
         copying = row.state in ("copying", "running")
         return (
             folder_label(row.source, row.destination),
@@ -286,7 +368,8 @@ class MigrationPane(Pane):
         self.query_one("#mig-spark", Sparkline).data = list(self.spark)
         # verify counts folders, not messages; 80 columns: the line stays one line
         unit = "folders" if job.job == "verify" else "msgs"
-        parts = [f"{job.job} {job.state}: {job.done_messages:,}/{job.total_messages:,} {unit}"]
+        state = JOB_WORDS.get(job.state, job.state)
+        parts = [f"{job.job} {state}: {job.done_messages:,}/{job.total_messages:,} {unit}"]
         if job.total_bytes:
             parts.append(f"{size(job.done_bytes)} of {size(job.total_bytes)}")
         if job.state == "running" and job.msgs_per_s:
@@ -310,6 +393,15 @@ class MigrationPane(Pane):
         log.styles.display = "none" if log.display else "block"
         if log.display:
             log.scroll_end(animate=False)
+            self.call_after_refresh(self._wake_log)
+
+    def _wake_log(self) -> None:
+        """RichLog holds back what it was given until it learns its size from a Resize;
+        a log shown again after a layout change can miss that event and stay empty.
+        Tell it its size then."""
+        log = self.query_one("#mig-log", RichLog)
+        if log.display and log.size.width and not getattr(log, "_size_known", True):
+            log.post_message(events.Resize(log.size, log.virtual_size, log.container_size))
 
     def _see_log(self) -> str:
         return "see the log" if self.query_one("#mig-log", RichLog).display else "l shows the log"
@@ -366,17 +458,36 @@ class MigrationPane(Pane):
         finally:
             self._set_busy("")
         if summary is not None:
-            if getattr(summary, "cancelled", False):
-                # the engine's sentence starts with "cancelled — "
-                self.say(f"Migration stopped: {_describe(summary).removeprefix('cancelled — ')}"
-                         " — s resumes.")
-                self._log(f"migration stopped: {_describe(summary)}")
-                self.sapp.notify("Migration cancelled; what is copied stays copied.",
-                                 title="Migration")
-                return
-            self.say(f"Migration finished: {_describe(summary)}")
-            self._log(f"migration finished: {_describe(summary)}")
-            self.sapp.notify("Migration finished.", title="Migration")
+            self._finished(summary)
+
+    def _finished(self, summary: Any) -> None:
+        """Say how the run ended: cancelled (neither done nor an error), or its headline
+        and counts; every error goes to the log with its cause."""
+        copied = getattr(summary, "transferred", 0)
+        already = getattr(summary, "already_there", 0)
+        if getattr(summary, "cancelled", False):
+            self.say(f"Cancelled — {copied:,} copied, {already:,} already there; what is "
+                     f"copied stays copied, s resumes.")
+            self._log(f"migration cancelled: {copied:,} copied, {already:,} already there")
+            self.sapp.notify("Migration cancelled; what is copied stays copied.",
+                             title="Migration")
+            return
+        head = _headline(summary)
+        refused = len(getattr(summary, "refused", []) or [])
+        errors = [e for e in (getattr(summary, "errors", []) or [])]
+        counts = f"{copied:,} copied, {already:,} already there"
+        if refused:
+            counts += f", {refused:,} refused"
+        if errors:
+            counts += f", {len(errors):,} error{'s' if len(errors) != 1 else ''}"
+        problem = bool(refused or errors)
+        self.say(f"Migration finished: {head + ' — ' if head else ''}{counts}"
+                 + (f" ({self._see_log()})." if problem else "."), error=problem)
+        self._log(f"migration finished: {_describe(summary)}")
+        for e in errors:
+            self._log(f"error   {e}")
+        self.sapp.notify(f"Migration finished{': ' + head if head else '.'}", title="Migration",
+                         severity="warning" if problem else "information")
 
     def action_pause(self) -> None:
         migration = self.facet("migration")
@@ -384,7 +495,9 @@ class MigrationPane(Pane):
             return
         call = migration.resume if self.paused else migration.pause
         self.paused = not self.paused
-        self.say("Paused — space resumes." if self.paused else "Migrating … space pauses.")
+        # paused for real only when the batch in flight has ended: the engine says when
+        self.say("Pausing — finishing the batch in flight; nothing more goes out after it."
+                 if self.paused else "Migrating … space pauses, c cancels.")
 
         async def apply() -> None:
             result = call()
@@ -476,9 +589,40 @@ class MigrationPane(Pane):
             self._set_busy("")
 
 
+#: how a job's state reads in the summary line
+JOB_WORDS = {"pausing": "pausing (finishing the batch in flight)", "cancelled": "cancelled",
+             "paused": "paused"}
+
+
 def _state_style(state: str) -> str:
     return {"errors": "bold red", "verified": "green", "done": "green",
-            "copying": "bold", "paused": "yellow"}.get(state, "")
+            "copying": "bold", "paused": "yellow", "cancelled": "yellow"}.get(state, "")
+
+
+def _stamp(when: float | None) -> str:
+    if not when:
+        return "at an unknown time"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
+
+
+def _problems(summary: dict[str, Any]) -> str:
+    errors = summary.get("errors") or []
+    parts = []
+    if summary.get("refused"):
+        parts.append(f"{summary['refused']:,} refused")
+    if errors:
+        parts.append(f"{len(errors):,} errors, e.g. {errors[0]}")
+    return ", ".join(parts) or "see the log"
+
+
+def _headline(summary: Any) -> str:
+    fn = getattr(summary, "headline", None)
+    if not callable(fn):
+        return ""
+    try:
+        return fn() or ""
+    except Exception as exc:
+        return f"(no headline: {person_error(exc)})"
 
 
 def _describe(obj: Any) -> str:

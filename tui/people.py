@@ -90,6 +90,15 @@ class PeoplePane(Pane):
         return self.query_one("#people-table", DataTable)
 
     async def load(self) -> None:
+        """People from SQLite, and the auto-reply's state from the server (on start and
+        on g; the people alone are re-read when arrivals or another process change them)."""
+        await self.load_people()
+        autoreply = self.facet("autoreply")
+        if autoreply is not None:
+            self.run_worker(partial(self._autoreply, autoreply), group="people-autoreply",
+                            exclusive=True)
+
+    async def load_people(self) -> None:
         people = self.facet("correspondents")
         if people is not None:
             rows = await self.attempt("people", lambda: people.list(
@@ -98,10 +107,6 @@ class PeoplePane(Pane):
                 self._show(rows)
                 stats = await self.attempt("people stats", people.stats)
                 self._say_stats(stats or {})
-        autoreply = self.facet("autoreply")
-        if autoreply is not None:
-            self.run_worker(partial(self._autoreply, autoreply), group="people-autoreply",
-                            exclusive=True)
 
     def _say_stats(self, stats: dict) -> None:
         if not stats:
@@ -150,11 +155,27 @@ class PeoplePane(Pane):
         return values
 
     def _show(self, rows: list[Any]) -> None:
+        """Refill the table; a correspondent the person moved to stays selected (a
+        reload comes every time the state file changes, e.g. beside a headless watch);
+        on the first row the cursor stays on the first row."""
         table = self.table
+        selected = None
+        if table.row_count:
+            try:
+                selected = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+            except Exception:
+                selected = None
+        at = table.cursor_row
         with self.app.batch_update():
             table.clear()
             for c in rows[:MAX_ROWS]:
                 table.add_row(*self._cells(c), key=c.address)
+            if table.row_count:
+                try:
+                    row = table.get_row_index(selected) if selected and at else at
+                except Exception:
+                    row = at
+                table.move_cursor(row=min(row, table.row_count - 1), animate=False)
         self.count = len(rows)
 
     def handle_events(self, events: list[Event]) -> None:
@@ -165,15 +186,20 @@ class PeoplePane(Pane):
     def flush(self) -> None:
         if self._stale and self.visible_now:
             self._stale = False
-            self.run_worker(self.load, group="people-load", exclusive=True)
+            self.serial.run("load", self.load_people)
+
+    def reload_if_stale(self) -> None:
+        if self._stale_elsewhere and self.visible_now:
+            self._stale_elsewhere = False
+            self.serial.run("load", self.load_people)
 
     def action_reload(self) -> None:
-        self.run_worker(self.load, group="people-load", exclusive=True)
+        self.serial.run("load", self.load)
 
     def action_more(self) -> None:
         if self.count >= self.limit and self.limit < MAX_ROWS:
             self.limit += PAGE
-            self.action_reload()
+            self.serial.run("load", self.load_people)
         else:
             self.sapp.notify("Everyone is shown.", timeout=3)
 
@@ -182,7 +208,7 @@ class PeoplePane(Pane):
             if text is not None:
                 self.filter = text.strip() or None
                 self.limit = PAGE
-                self.action_reload()
+                self.serial.run("load", self.load_people)
 
         self.app.push_screen(TextPrompt("Show correspondents matching", self.filter or "",
                                         placeholder="part of an address or name; empty for all"),

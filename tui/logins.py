@@ -1,0 +1,123 @@
+"""Passwords and refused logins in the dashboard (``Logins``, mixed into the app).
+
+A secret the config does not supply is asked for at start in a masked prompt whose hint
+names the reason (an unset ``password_env`` variable, a missing command). When a
+mailbox refuses the login — a mistyped password — the app says so once and offers ``P``
+(and the palette's "Enter the old/new password"): the prompt again, then the watch
+reconnects at once with the new secret. Secrets stay in memory (``engine.set_secret``).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+from typing import Any
+
+from core.events import ConnectionState
+
+from .prompts import SecretPrompt
+
+#: connection states the typed password can fix
+PASSWORD_STATES = ("auth failed", "no password")
+
+
+class Logins:
+    """Expects the app's ``engine``, ``status``, ``_background``, ``_told_auth``,
+    ``_start_background`` and ``_prove_logins``."""
+
+    engine: Any
+    _background: bool
+    _told_auth: set[str]
+
+    async def _ask_secrets(self) -> bool:
+        complete = True
+        for side in ("old", "new"):
+            try:
+                needed = self.engine.needs_secret(side)
+            except Exception:
+                needed = False
+            if not needed:
+                continue
+            if not await self._ask_secret(side):
+                complete = False
+                self.status.set_connection(side, "no password")
+                problem = self.secret_problem(side)
+                self.status.set_note(f"{side}: {problem}" if problem
+                                     else f"{side}: no password — P enters it")
+                self.refresh_bindings()
+        return complete
+
+    def secret_problem(self, side: str) -> str:
+        """Why the config gives no secret for ``side`` (names an unset variable or a
+        missing command), or ''."""
+        try:
+            acct = self.engine.config.account(side)
+        except Exception:
+            return ""
+        check = getattr(acct, "secret_problem", None)
+        if check is not None:
+            try:
+                return check() or ""
+            except Exception:
+                return ""
+        env = getattr(acct, "password_env", None)
+        if env and not os.environ.get(env):
+            return (f"The {side} mailbox's password is read from ${env} ({side}.password_env), "
+                    f"which is not set.")
+        return ""
+
+    async def _ask_secret(self, side: str) -> bool:
+        """The masked prompt for ``side``; True when a secret was typed (kept in memory)."""
+        acct = self.engine.config.account(side)
+        secret = await self.push_screen_wait(SecretPrompt(
+            side, acct.username, acct.imap.host, problem=self.secret_problem(side)))
+        if not secret:
+            return False
+        self.engine.set_secret(side, secret)
+        return True
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "password":
+            return any(self.status.connections.get(side) in PASSWORD_STATES
+                       for side in ("old", "new")) if self.engine is not None else False
+        return True
+
+    def action_password(self, side: str = "") -> None:
+        """Type a password again (after a refused login, or one skipped at start), then
+        connect again with it at once."""
+        if self.engine is None:
+            return
+        if not side:
+            troubled = [s for s in ("old", "new") if self.status.connections.get(s) in PASSWORD_STATES]
+            side = troubled[0] if troubled else "old"
+        self.run_worker(partial(self._reenter_password, side), group="password", exclusive=True)
+
+    async def _reenter_password(self, side: str) -> None:
+        if not await self._ask_secret(side):
+            return
+        self._told_auth.discard(side)
+        self.status.set_connection(side, "connecting")
+        self.status.set_note("")
+        self.refresh_bindings()
+        if not any(self.engine.needs_secret(s) for s in ("old", "new")):
+            if self._background:
+                try:
+                    self.engine.monitor.reconnect_now()
+                except Exception:
+                    pass
+                self.serial.run("proofs", self._prove_logins)
+            else:
+                self._start_background()
+
+    def _connection(self, event: ConnectionState) -> None:
+        before = self.status.connections.get(event.side)
+        self.status.set_connection(event.side, event.state)
+        if (before in PASSWORD_STATES) != (event.state in PASSWORD_STATES):
+            self.refresh_bindings()  # P appears / goes
+        if event.state == "auth failed" and event.side not in self._told_auth:
+            self._told_auth.add(event.side)  # once per refusal, not on every retry
+            why = f" ({event.detail})" if event.detail else ""
+            self.notify(f"The {event.side} mailbox refused the login{why}. P types the "
+                        f"password again.", title="Login", severity="error", timeout=20)
+        elif event.state in ("connected", "idle"):
+            self._told_auth.discard(event.side)
