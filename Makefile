@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-stamp
 
-.PHONY: setup test test-pymap demo bench screenshots lint clean
+.PHONY: setup test test-pymap demo bench bench-tui screenshots lint clean
 
 # Idempotent: the venv is (re)installed only when pyproject.toml changed.
 setup: $(STAMP)
@@ -28,6 +28,11 @@ demo: setup
 
 bench: setup
 	$(PY) -m bench
+	$(PY) -m bench.tui_memory
+
+# the dashboard's memory after 10,000 and 50,000 arrivals (fails above 120 MB)
+bench-tui: setup
+	$(PY) -m bench.tui_memory
 
 screenshots: setup
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[screenshots]'

@@ -89,6 +89,7 @@ MIN_BATCH_BYTES = 32 * 2**10     # the smallest batch a dropping link shrinks to
 MAX_DROPS = 12                   # drops in a row without progress before a batch gives up
 LANDING_GRACE = 5.0              # seconds after the run's start a dead run's append may land
 DEFER_WINDOW = 120.0             # placements younger than this (seconds) are waited for
+BUSY_WAIT = 30.0                 # seconds a batch waits for a forward sending the same message
 LATE_MAX = 600.0                 # unsettled placements older than this are forgotten
 RUNNING = ("planning", "running", "paused", "cancelling")
 
@@ -1301,14 +1302,7 @@ class Migration:
 
     async def _claimed(self, folder: str, uidvalidity: int, uids: list[int]) -> set[int]:
         """Which of ``uids`` a placement (any writer) already accounts for."""
-        out: set[int] = set()
-        for i in range(0, len(uids), 500):
-            part = uids[i:i + 500]
-            rows = await self.store.fetchall(
-                f"SELECT uid FROM placements WHERE folder=? AND uidvalidity=? AND state='placed' "
-                f"AND uid IN ({','.join('?' * len(part))})", (folder, uidvalidity, *part))
-            out.update(row[0] for row in rows)
-        return out
+        return await self.engine.placements.uids_claimed(folder, uidvalidity, uids)
 
     async def _resolve_dead(self, folder: str, uidvalidity: int, live: dict[int, str]) -> None:
         """Match a dead run's unsettled appends into ``folder`` with the UIDs this run
@@ -1636,6 +1630,12 @@ class Migration:
         r = job.run
         ids = await self._begin(r.destination, [(m.identity, _ref(job.uidvalidity, m.uid, r.source))
                                                 for m in items])
+        busy = [k for k, pid in enumerate(ids) if pid == self.engine.placements.BUSY]
+        if busy:
+            # a forward kept sending these: what it placed is seen when the folder is read again
+            job.group.dirty = r.dirty = True
+            keep = [k for k, pid in enumerate(ids) if pid != self.engine.placements.BUSY]
+            items, msgs, ids = [items[k] for k in keep], [msgs[k] for k in keep], [ids[k] for k in keep]
         yielded = [m for m, pid in zip(items, ids) if pid is None]
         if yielded:
             await self._record_yielded(job, yielded)
@@ -1699,58 +1699,19 @@ class Migration:
                 await asyncio.shield(self.engine.placements.drop([pid for *_, pid in pending]))
 
     async def _begin(self, folder: str, items: list[tuple[str, str]]) -> list[int | None]:
-        """``placements.begin(folder, "migrate", items, yield_to=("forward",))`` — in bulk.
-
-        ``Placements.begin`` inserts row by row (~0.2 ms a row: +60 % on a 10,000-message
-        copy); this is the same transaction with the same rules (a forward's unmatched
-        placement of an identity stands in for one copy and is marked ``matched``; every
-        other item gets a 'sending' row) written with one executemany. It is meant to move
-        into core/placements.py as ``Placements.begin_many``; until then it lives here and
-        is used only when that method does not exist."""
-        bulk = getattr(self.engine.placements, "begin_many", None)
-        if bulk is not None:
-            return await bulk(folder, "migrate", items, yield_to=("forward",))
-        from .placements import HOST
-        now, pid = time.time(), os.getpid()
-        out: list[int | None] = []
-        async with self.store.transaction() as db:
-            free: dict[str, list[int]] = {}
-            idents = sorted({i for i, _ in items})
-            for k in range(0, len(idents), 500):
-                part = idents[k:k + 500]
-                async with db.execute(
-                        f"SELECT id, identity FROM placements WHERE folder=? AND identity IN "
-                        f"({','.join('?' * len(part))}) AND owner='forward' AND matched IS NULL "
-                        f"ORDER BY id", (folder, *part)) as cur:
-                    for row in await cur.fetchall():
-                        free.setdefault(row[1], []).append(row[0])
-            stood_in, rows = [], []
-            for identity, ref in items:
-                if free.get(identity):
-                    stood_in.append((f"migrate:{ref}", free[identity].pop(0)))
-                    out.append(None)
-                else:
-                    rows.append((folder, identity, "migrate", ref, pid, HOST, now))
-                    out.append(-1)
-            if stood_in:
-                await db.executemany("UPDATE placements SET matched=? WHERE id=?", stood_in)
-            ids: list[int] = []
-            if rows:
-                async with db.execute("SELECT COALESCE(MAX(id), 0) FROM placements") as cur:
-                    first = (await cur.fetchone())[0]
-                await db.executemany(
-                    "INSERT INTO placements(folder, identity, owner, ref, pid, host, state, started) "
-                    "VALUES(?, ?, ?, ?, ?, ?, 'sending', ?)", rows)
-                # the write lock is held: the new rows are the ones above the old maximum,
-                # in the order they were inserted
-                async with db.execute("SELECT id FROM placements WHERE id > ? ORDER BY id",
-                                      (first,)) as cur:
-                    ids = [row[0] for row in await cur.fetchall()]
-                if len(ids) != len(rows):
-                    raise SwitchoverError("The state file changed under a placement; run the "
-                                          "migration again.")
-        it = iter(ids)
-        return [next(it) if x == -1 else None for x in out]
+        """Record a batch in ``placements`` before it leaves: an id per item, None where a
+        forward's placed copy stands in for it, BUSY while a forward is sending it (asked
+        again shortly; after BUSY_WAIT seconds the folder is planned again instead)."""
+        pl = self.engine.placements
+        out = await pl.begin_many(folder, "migrate", items, yield_to=("forward",))
+        deadline = time.monotonic() + BUSY_WAIT
+        while any(x == pl.BUSY for x in out) and time.monotonic() < deadline and not self._stop_work():
+            await asyncio.sleep(0.25)
+            busy = [k for k, x in enumerate(out) if x == pl.BUSY]
+            again = await pl.begin_many(folder, "migrate", [items[k] for k in busy], yield_to=("forward",))
+            for k, x in zip(busy, again):
+                out[k] = x
+        return out
 
     async def _reconcile(self, dst: Conn, folder: str, send: list[tuple[SrcMsg, bytes, int]]
                          ) -> tuple[list[tuple[SrcMsg, int, int, int]], list[tuple[SrcMsg, Any, int]]]:

@@ -85,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
         if name == "remind":
             sp.add_argument("--yes", action="store_true",
                             help="send even to a list or automated sender (asked otherwise)")
+    sp = cmd("settle", "decide a send in doubt (the server never confirmed it): it arrived, or send it again")
+    sp.add_argument("action_id", type=int, metavar="ACTION", help="action id (as shown by 'arrivals' or 'watch')")
+    how = sp.add_mutually_exclusive_group(required=True)
+    how.add_argument("--delivered", action="store_true", help="it arrived: mark it done")
+    how.add_argument("--resend", action="store_true", help="it did not arrive: send it again now")
     sp = cmd("arrivals", "list recent arrivals in the old mailbox")
     sp.add_argument("--limit", type=int, default=30)
     sp = cmd("autoreply", "install, remove or show the server-side auto-reply (ManageSieve)")
@@ -312,22 +317,32 @@ def _print_plan(plan: Any) -> None:
 
 
 def _print_summary(s: Any) -> None:
-    refused = list(getattr(s, "refused", []) or [])
-    errors = [e for e in (getattr(s, "errors", []) or []) if not (s.cancelled and "cancelled" in e)]
+    """The migration's own words: its headline, the counts, refusals grouped by cause."""
+    refused = list(s.refused)
+    errors = list(s.errors)
     _say("")
+    head = s.headline()
+    if head:
+        _say(head[0].upper() + head[1:] + ".")
     _say(f"transferred   {s.transferred:,}")
     _say(f"already there {s.already_there:,}")
     _say(f"refused       {len(refused):,}")
     _say(f"errors        {len(errors):,}")
+    if s.duplicates_removed:
+        _say(f"extra copies  {s.duplicates_removed:,} removed (left by an interrupted run)")
     _say(f"speed         {s.msgs_per_s:,.0f} msg/s, {s.bytes_per_s / 1e6:,.1f} MB/s")
     _say(f"elapsed       {s.elapsed:,.1f} s")
-    for r in refused[:50]:
-        subject = getattr(r, "subject", "") or ""
-        _say(f"  refused: {r.folder} UID {r.uid} {subject[:50]!r}: {r.reason}")
-    if len(refused) > 50:
-        _say(f"  … and {len(refused) - 50} more refused (see 'switchover verify')")
+    if len(refused) <= 20:
+        for r in refused:
+            _say(f"  refused: {r.folder} UID {r.uid} {(r.subject or '')[:50]!r}: {r.reason}")
+    else:   # one line per cause, not hundreds of lines with the same words
+        for cause, n in s.refusal_groups():
+            _say(f"  refused {n:,} messages: {cause}")
+        _say("  (every refused message is listed by 'switchover verify')")
     for e in errors[:20]:
         _say(f"  error: {e}")
+    if len(errors) > 20:
+        _say(f"  … and {len(errors) - 20} more errors")
 
 
 async def cmd_verify(engine: Engine, args: argparse.Namespace) -> int:
@@ -338,11 +353,12 @@ async def cmd_verify(engine: Engine, args: argparse.Namespace) -> int:
         f"verify-{dt.datetime.now():%Y%m%d-%H%M%S}.txt")
     _write_private(path, report.text())
     for f in report.folders:
-        missing, extra = len(f.missing), len(f.extra)
-        mark = "ok " if f.ok else "MISSING"
-        _say(f"{mark:<7} {f.source} → {f.destination}: {f.source_count:,} / {f.dest_count:,}"
-             + (f", {missing} missing" if missing else "") + (f", {extra} extra" if extra else "")
+        missing, extra, dup = len(f.missing), len(f.extra), len(f.duplicates)
+        _say(f"{f.verdict:<10} {f.source} → {f.destination}: {f.source_count:,} / {f.dest_count:,}"
+             + (f", {missing} missing" if missing else "") + (f", {dup} duplicates" if dup else "")
+             + (f", {extra} extra (not in the old mailbox)" if extra else "")
              + (f" ({f.details})" if f.details else ""))
+    _say(f"result: {report.result()}")
     _say(f"report: {path}")
     return 0 if report.ok else 1
 
@@ -489,7 +505,7 @@ async def cmd_action(engine: Engine, args: argparse.Namespace) -> int:
     while True:
         await engine.actions.run_due()
         row = await engine.actions.get(action_id)
-        if row.state in ("done", "failed", "cancelled"):
+        if row.state in ("done", "failed", "cancelled", "doubt"):
             break
         retry_later = row.state == "pending" and row.attempts > 0 and row.not_before > time.time() + 1
         if retry_later or time.monotonic() > deadline:
@@ -505,6 +521,11 @@ async def cmd_action(engine: Engine, args: argparse.Namespace) -> int:
     if row.state == "cancelled":
         raise SwitchoverError(f"The {kind} of arrival #{arrival_id} was cancelled before anything was sent.",
                               exit_code=1)
+    if row.state == "doubt":
+        raise SwitchoverError(
+            f"Arrival #{arrival_id} may or may not have been {verb}: {outcome or 'the server did not confirm'}; "
+            f"it is not sent again by itself. Check with the recipient, then run "
+            f"'switchover settle {action_id} --delivered' or '--resend'.", exit_code=1)
     raise SwitchoverError(f"Arrival #{arrival_id} is not {verb} yet ({row.state}"
                           + (f": {outcome}" if outcome else "") + "); the dashboard or 'switchover watch' "
                           f"carries it out, or run this command again later.", exit_code=1)
@@ -522,6 +543,26 @@ async def _request(engine: Engine, arrival_id: int, kind: str, args: argparse.Na
         warning = (getattr(e, "warning", "") or e.message).strip()
         raise SwitchoverError(f"{warning.rstrip('.')}; run again with --yes to send it anyway.",
                               exit_code=1) from None
+
+
+async def cmd_settle(engine: Engine, args: argparse.Namespace) -> int:
+    """A send in doubt is never retried by itself; the person decides here."""
+    row = await engine.actions.get(args.action_id)
+    new_id = await engine.actions.resolve_doubt(args.action_id, delivered=args.delivered)
+    if args.delivered:
+        _say(f"Action #{args.action_id} ({row.kind} of arrival #{row.arrival_id}) marked delivered.")
+        return 0
+    deadline = time.monotonic() + ACTION_TIMEOUT
+    while time.monotonic() < deadline:
+        await engine.actions.run_due()
+        new = await engine.actions.get(new_id)
+        if new.state in ("done", "failed", "cancelled", "doubt"):
+            break
+        await asyncio.sleep(0.3)
+    new = await engine.actions.get(new_id)
+    _say(f"Action #{new_id} ({new.kind} of arrival #{new.arrival_id}): {new.state}"
+         + (f" — {new.outcome}" if new.outcome else "") + ".")
+    return 0 if new.state == "done" else 1
 
 
 async def cmd_arrivals(engine: Engine, args: argparse.Namespace) -> int:
@@ -614,11 +655,12 @@ COMMANDS: dict[str, Callable[[Engine, argparse.Namespace], Awaitable[int]]] = {
     "check": cmd_check, "migrate": cmd_migrate, "verify": cmd_verify, "backup": cmd_backup,
     "import": cmd_import, "watch": cmd_watch, "arrivals": cmd_arrivals, "autoreply": cmd_autoreply,
     "checklist": cmd_checklist, "forward": cmd_action, "remind": cmd_action, "handled": cmd_action,
+    "settle": cmd_settle,
 }
 #: the mailboxes whose password a command needs (asked for on a terminal when missing)
 SIDES = {"import": ("new",), "backup": ("old",), "watch": ("old", "new"), "autoreply": ("old",),
          "arrivals": (), "checklist": (), "forward": ("old", "new"), "remind": ("old",),
-         "handled": ()}
+         "handled": (), "settle": ("old", "new")}
 
 
 def main(argv: list[str] | None = None) -> int:
