@@ -372,16 +372,29 @@ class Store:
             await db.executemany(sql, rows)
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._write.hold():
-            async with self.db.execute(sql, params) as cur:
-                return list(await cur.fetchall())
+        return await self._read(sql, params, one=False)   # type: ignore[no-any-return]
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:
         """The first row; the cursor is closed at once (an open one would pin a read
         snapshot and make the next write of this connection fail)."""
+        return await self._read(sql, params, one=True)   # type: ignore[no-any-return]
+
+    async def _read(self, sql: str, params: Sequence[Any], *, one: bool) -> Any:
+        """Reads take the connection's lock too (a cursor open while another task writes
+        made that write fail at once). A read whose caller is cancelled still runs to its
+        end in a shielded task, so no cursor is left open; inside this task's own
+        transaction it runs directly (a second task would wait for the lock it holds)."""
+        if self._write.held():
+            return await self._read_now(sql, params, one)
+        return await asyncio.shield(self._read_locked(sql, params, one))
+
+    async def _read_locked(self, sql: str, params: Sequence[Any], one: bool) -> Any:
         async with self._write.hold():
-            async with self.db.execute(sql, params) as cur:
-                return await cur.fetchone()
+            return await self._read_now(sql, params, one)
+
+    async def _read_now(self, sql: str, params: Sequence[Any], one: bool) -> Any:
+        async with self.db.execute(sql, params) as cur:
+            return await cur.fetchone() if one else list(await cur.fetchall())
 
     async def scalar(self, sql: str, params: Sequence[Any] = (), default: Any = None) -> Any:
         row = await self.fetchone(sql, params)

@@ -190,17 +190,39 @@ async def test_migration_yields_to_a_forward_that_placed_the_message(tmp_path: P
     eng = await open_engine(tmp_path, mailserver, old_user, new_user)
     try:
         # the watch forwards message 3 into the new INBOX: its placement is recorded first,
-        # and its APPEND is still on the way when the migration gets to that message
+        # and its APPEND is still on the way when the migration gets to that message: the
+        # migration waits for it rather than trusting (or doubling) it
         ident = identity_of(corpus[3][0])
         pid, holder = await eng.placements.begin_one("INBOX", "forward", ident, "arrival-1")
         assert pid is not None and holder is None
-        s = await eng.migration.run()
-        assert s.ok and s.transferred == 5 and s.already_there == 1
+        run = asyncio.create_task(eng.migration.run())
+        await asyncio.sleep(1.5)
+        assert not run.done()
         seed(mailserver, new_user, "INBOX", [corpus[3]])       # the forward's APPEND lands
         await eng.placements.placed([(pid, None, None)])
+        s = await asyncio.wait_for(run, 30)
+        assert s.ok and s.transferred == 5 and s.already_there == 1
         assert contents(mailserver, new_user, "INBOX") == expected(corpus)
         row = await eng.store.fetchone("SELECT state, reason FROM messages WHERE identity=?", (ident,))
         assert row["state"] == "present" and "forward" in row["reason"]
+    finally:
+        await eng.close()
+
+
+async def test_a_forward_that_is_refused_does_not_cost_the_migration_its_copy(
+        tmp_path: Path, mailserver: Any, old_user: Any, new_user: Any) -> None:
+    corpus = bulk(6)
+    seed(mailserver, old_user, "INBOX", corpus)
+    eng = await open_engine(tmp_path, mailserver, old_user, new_user)
+    try:
+        ident = identity_of(corpus[2][0])
+        pid, _ = await eng.placements.begin_one("INBOX", "forward", ident, "arrival-9")
+        run = asyncio.create_task(eng.migration.run())
+        await asyncio.sleep(1.5)
+        await eng.placements.drop([pid])                       # the forward's APPEND was refused
+        s = await asyncio.wait_for(run, 30)
+        assert s.ok and s.transferred == 6 and s.already_there == 0
+        assert contents(mailserver, new_user, "INBOX") == expected(corpus)
     finally:
         await eng.close()
 
