@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 # once more against pymap so the fallback keeps working.
 test: setup
 	$(VENV)/bin/pytest -q
-	SWITCHOVER_TEST_SERVER=pymap $(VENV)/bin/pytest -q tests/test_servers.py
+	SWITCHOVER_TEST_SERVER=pymap $(VENV)/bin/pytest -q tests/core/test_servers.py
 
 test-pymap: setup
 	SWITCHOVER_TEST_SERVER=pymap $(VENV)/bin/pytest -q
@@ -36,7 +36,7 @@ bench-tui: setup
 
 screenshots: setup
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[screenshots]'
-	$(PY) -m tui.screenshots
+	$(PY) -m switchover.tui.screenshots
 
 # core/ never imports the UI; everything compiles.
 lint: setup

@@ -28,10 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.events import ActionChanged, FolderProgress, JobProgress, LogLine  # noqa: E402
-from core.store import Store  # noqa: E402
+from switchover.core.events import ActionChanged, FolderProgress, JobProgress, LogLine  # noqa: E402
+from switchover.core.store import Store  # noqa: E402
 from tests.tui_fake import bare_config, record_arrivals  # noqa: E402
-from tui.app import SwitchoverApp  # noqa: E402
+from switchover.tui.app import SwitchoverApp  # noqa: E402
 
 TABS = ("feed", "people", "checklist", "migration")
 

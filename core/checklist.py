@@ -287,7 +287,7 @@ class Checklist:
         return results
 
     async def _check_login(self, side: str, explicit: bool) -> str:
-        from . import imap
+        from .net import imap
         key = f"login_{side}"
         now = f"{dt.datetime.now():%Y-%m-%d %H:%M}"
         try:

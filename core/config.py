@@ -550,7 +550,7 @@ def parse_config(data: Any, path: Path, text: str = "", mode: int = 0o600,
 
 def _language(r: _Reader, value: str) -> str:
     """The reply language as a code switchover has texts for ('zh-CN', 'Chinese' → 'zh')."""
-    from .templates import LANGUAGES, normalize_language   # templates imports this module
+    from .mail.templates import LANGUAGES, normalize_language   # templates imports this module
     code = normalize_language(value)
     if code is None:
         raise r.fail("identity.language", f"'{value}' is not a language switchover writes "

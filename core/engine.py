@@ -1,9 +1,18 @@
-"""The engine faces drive: one object holding the config, the state file, the event bus
-and the facets that do the work (migration, backups, monitor, actions, auto-reply,
-checklist, correspondents).
+"""The composition root: builds the facets with the narrow things each needs and wires
+their reactions to each other's events. Faces (the CLI, the dashboard) hold an Engine
+and call the facets' public methods; no facet imports this module.
 
-Blocking IMAP/SMTP work runs in worker threads (``run_blocking``); everything a face
-calls is a coroutine or a plain, quick method. Faces subscribe to ``bus`` for events.
+```
+Config ─┐
+Store ──┼─► Accounts (secrets typed into a face, memory only)   Blocking (worker threads)
+Bus ────┘        │                                                   │
+                 ▼                                                   ▼
+   migration · backups · monitor (watch) · actions · autoreply · correspondents
+        │ publish typed events (progress, arrivals, actions, Proven, LogLine)
+        ▼
+   EventBus ──► faces (pump → panes, CLI progress line)
+            ──► checklist (records Proven)      ──► actions (auto rules on ArrivalSeen)
+```
 """
 
 from __future__ import annotations
@@ -15,29 +24,86 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from .config import Account, Config
 from .events import ConnectionState, Event, EventBus
+from .placements import Placements
 from .store import Store
 
-if TYPE_CHECKING:  # facets are imported lazily so a broken one doesn't stop the others
-    from .actions import Actions
-    from .autoreply import AutoReply
-    from .backup import Backups
+if TYPE_CHECKING:
+    from .backup.backups import Backups
     from .checklist import Checklist
-    from .correspondents import Correspondents
-    from .migrate import Migration
-    from .monitor import Monitor
-    from .placements import Placements
+    from .migrate.migration import Migration
+    from .transition.actions import Actions
+    from .transition.autoreply import AutoReply
+    from .transition.people import Correspondents
+    from .transition.watch import Monitor
 
 T = TypeVar("T")
 
 
+class Accounts:
+    """The two accounts of the config, with any secret the person typed into a face
+    (kept in memory only, never written anywhere)."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._secrets: dict[str, str] = {}
+
+    def account(self, side: str) -> Account:
+        acct = self._config.account(side)
+        secret = self._secrets.get(side)
+        return acct.with_secret(secret) if secret else acct
+
+    def needs_secret(self, side: str) -> bool:
+        return side not in self._secrets and not self._config.account(side).has_secret_source()
+
+    def set_secret(self, side: str, secret: str) -> None:
+        self._secrets[side] = secret
+
+
+class Blocking:
+    """Worker threads for the blocking protocol libraries (imapclient, smtplib)."""
+
+    def __init__(self, workers: int = 32) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="switchover")
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 class Engine:
+    """What a face holds: the config, the facets, the bus."""
+
     def __init__(self, config: Config, store: Store, bus: EventBus | None = None) -> None:
         self.config = config
         self.store = store
         self.bus = bus or EventBus()
-        self._secrets: dict[str, str] = {}
-        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="switchover")
+        self.accounts = Accounts(config)
+        self.blocking = Blocking()
+        self.placements = Placements(store)
+        #: the last connection state of each mailbox, as the facets published it
         self.connection_state: dict[str, str] = {"old": "unknown", "new": "unknown"}
+        self.bus.subscribe(self._track_connection)
+        self._build()
+
+    def _build(self) -> None:
+        """One line per facet: what it is built from is all it can reach."""
+        from .backup.backups import Backups
+        from .checklist import Checklist
+        from .migrate.migration import Migration
+        from .transition.actions import Actions
+        from .transition.autoreply import AutoReply
+        from .transition.people import Correspondents
+        from .transition.watch import Monitor
+        self.checklist: Checklist = Checklist(self)
+        self.correspondents: Correspondents = Correspondents(self)
+        self.migration: Migration = Migration(self)
+        self.backups: Backups = Backups(self)
+        self.actions: Actions = Actions(self)
+        self.monitor: Monitor = Monitor(self)
+        self.autoreply: AutoReply = AutoReply(self)
 
     # -- life cycle ---------------------------------------------------------------------
     @classmethod
@@ -48,18 +114,19 @@ class Engine:
         return engine
 
     async def close(self) -> None:
-        for name in ("monitor", "migration", "actions", "backups"):
-            facet = self.__dict__.get(name)
-            stop = getattr(facet, "stop", None)
-            if stop is not None:
-                try:
-                    res = stop()
-                    if asyncio.iscoroutine(res):
-                        await res
-                except Exception:
-                    pass
-        await self.store.close()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Stop every job at a safe point, let event reactions finish, close the state."""
+        self.monitor.stop()
+        self.migration.stop()
+        self.backups.stop()
+        try:
+            await self.actions.stop()
+        except Exception:
+            pass
+        try:
+            await self.bus.drain()
+        finally:
+            await self.store.close()
+            self.blocking.shutdown()
 
     async def __aenter__(self) -> "Engine":
         return self
@@ -67,18 +134,16 @@ class Engine:
     async def __aexit__(self, *exc: Any) -> None:
         await self.close()
 
-    # -- helpers for facets -------------------------------------------------------------
+    # -- for faces ----------------------------------------------------------------------
     def subscribe(self, fn: Callable[[Event], None]) -> Callable[[], None]:
         return self.bus.subscribe(fn)
 
     def publish(self, event: Event) -> None:
-        if isinstance(event, ConnectionState):
-            self.connection_state[event.side] = event.state
         self.bus.publish(event)
 
-    async def run_blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+    def _track_connection(self, event: Event) -> None:
+        if isinstance(event, ConnectionState):
+            self.connection_state[event.side] = event.state
 
     async def changed_elsewhere(self) -> bool:
         """True when another process (a headless ``watch``, a CLI command) wrote to the
@@ -88,54 +153,15 @@ class Engine:
 
     def account(self, side: str) -> Account:
         """The account of ``side`` with any secret the user typed into a face."""
-        acct = self.config.account(side)
-        secret = self._secrets.get(side)
-        return acct.with_secret(secret) if secret else acct
+        return self.accounts.account(side)
 
     def needs_secret(self, side: str) -> bool:
-        return side not in self._secrets and not self.config.account(side).has_secret_source()
+        return self.accounts.needs_secret(side)
 
     def set_secret(self, side: str, secret: str) -> None:
         """Keep a secret typed by the user, in memory only."""
-        self._secrets[side] = secret
+        self.accounts.set_secret(side, secret)
 
-    # -- facets (lazy) ------------------------------------------------------------------
-    @functools.cached_property
-    def migration(self) -> "Migration":
-        from .migrate import Migration
-        return Migration(self)
-
-    @functools.cached_property
-    def backups(self) -> "Backups":
-        from .backup import Backups
-        return Backups(self)
-
-    @functools.cached_property
-    def monitor(self) -> "Monitor":
-        from .monitor import Monitor
-        return Monitor(self)
-
-    @functools.cached_property
-    def actions(self) -> "Actions":
-        from .actions import Actions
-        return Actions(self)
-
-    @functools.cached_property
-    def autoreply(self) -> "AutoReply":
-        from .autoreply import AutoReply
-        return AutoReply(self)
-
-    @functools.cached_property
-    def checklist(self) -> "Checklist":
-        from .checklist import Checklist
-        return Checklist(self)
-
-    @functools.cached_property
-    def placements(self) -> "Placements":
-        from .placements import Placements
-        return Placements(self.store)
-
-    @functools.cached_property
-    def correspondents(self) -> "Correspondents":
-        from .correspondents import Correspondents
-        return Correspondents(self)
+    async def run_blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        # transitional: facets get ``Blocking`` directly once they are built from parts
+        return await self.blocking.run(fn, *args, **kwargs)

@@ -44,3 +44,27 @@ class ThrottledError(SwitchoverError):
 
 class FolderError(SwitchoverError):
     """The server refused to create, select or list a folder."""
+
+
+class StateFileError(SwitchoverError):
+    """The state file cannot be opened, read or written (exit 2)."""
+
+    exit_code = 2
+
+
+def sentence(exc: BaseException, *, limit: int = 300) -> str:
+    """The one way an exception becomes words for a person: a SwitchoverError's own
+    sentence; otherwise the exception's text (bytes reprs unwrapped, whitespace folded),
+    prefixed with its class name when the text alone would not say what happened."""
+    if isinstance(exc, SwitchoverError):
+        return exc.message
+    text = str(exc).strip()
+    if text.startswith(("b'", 'b"')) and text.endswith(("'", '"')):
+        text = text[2:-1]
+    text = " ".join(text.split()).rstrip(".")
+    name = exc.__class__.__name__
+    if not text:
+        return name
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror + (f" ({exc.filename})" if exc.filename else "")
+    return (text if len(text) > 12 or name in text else f"{name}: {text}")[:limit]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar
+from typing import Awaitable, Callable, ClassVar
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class ActionChanged(Event):
     action_id: int
     arrival_id: int | None
     kind: str                # forward | remind | handled | notice
-    state: str               # pending | running | done | failed | cancelled
+    state: str               # pending | running | done | failed | cancelled | doubt (sent, never confirmed)
     detail: str = ""
 
 
@@ -108,7 +108,19 @@ class ChecklistChanged(Event):
     evidence: str = ""
 
 
+@dataclass(frozen=True)
+class Proven(Event):
+    """A facet proved (or disproved) something the checklist tracks; the checklist
+    facet subscribes and records it, so no facet calls another to tick an item."""
+    item: str                # checklist key, e.g. "migrate", "verify", "backup", "login_old"
+    ok: bool
+    evidence: str
+    #: an explicit check may take a proof back; a background attempt only notes its failure
+    explicit: bool = True
+
+
 Subscriber = Callable[[Event], None]
+Handler = Callable[[Event], Awaitable[None]]
 
 
 @dataclass
@@ -118,6 +130,7 @@ class EventBus:
     _subscribers: list[Subscriber] = field(default_factory=list)
     _loop: asyncio.AbstractEventLoop | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _tasks: set["asyncio.Task[None]"] = field(default_factory=set)
 
     def attach(self, loop: asyncio.AbstractEventLoop | None) -> None:
         self._loop = loop
@@ -132,6 +145,38 @@ class EventBus:
                     self._subscribers.remove(fn)
 
         return unsubscribe
+
+    def subscribe_async(self, types: tuple[type[Event], ...], fn: Handler) -> Callable[[], None]:
+        """A coroutine reaction to events of ``types`` (a facet reacting to another's
+        event): run as a task on the engine's loop; ``drain()`` waits for them all and a
+        failure is published as a LogLine, never lost."""
+        def on(event: Event) -> None:
+            if isinstance(event, types):
+                self._spawn(fn(event))
+        return self.subscribe(on)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        async def guarded() -> None:
+            try:
+                await coro
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - reported, never lost
+                from .errors import sentence
+                self.publish(LogLine("error", f"{getattr(coro, '__qualname__', 'a reaction')}: {sentence(e)}"))
+        loop = self._loop if self._loop is not None else asyncio.get_running_loop()
+        task = loop.create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait for the reactions under way (the engine does before it closes)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._tasks:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            await asyncio.wait(list(self._tasks), timeout=left)
 
     def publish(self, event: Event) -> None:
         loop = self._loop

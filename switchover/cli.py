@@ -32,11 +32,11 @@ import traceback
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from core.config import Config, find_config, load_config
-from core.engine import Engine
-from core.errors import SwitchoverError
-from core.events import ActionChanged, ArrivalSeen, ConnectionState, Event, LogLine
-from core.store import make_private_dirs, open_private, state_problem
+from switchover.core.config import Config, find_config, load_config
+from switchover.core.engine import Engine
+from switchover.core.errors import SwitchoverError
+from switchover.core.events import ActionChanged, ArrivalSeen, ConnectionState, Event, LogLine
+from switchover.core.store import make_private_dirs, open_private, state_problem
 
 from .progress import Progress, display_width, fmt_bytes, pad
 
@@ -536,7 +536,7 @@ async def _request(engine: Engine, arrival_id: int, kind: str, args: argparse.Na
     it the engine's warning is shown and nothing is recorded (exit 1)."""
     if kind != "remind":
         return await engine.actions.request(arrival_id, kind, delay=0)
-    from core.actions import NeedsConfirmation
+    from switchover.core.transition.actions import NeedsConfirmation
     try:
         return await engine.actions.request(arrival_id, kind, delay=0, confirmed=args.yes)
     except NeedsConfirmation as e:
@@ -614,7 +614,7 @@ async def cmd_checklist(engine: Engine, args: argparse.Namespace) -> int:
         elif args.action == "note":
             await cl.set_note(args.key, args.text or "")
     await cl.refresh_evidence()
-    from core.checklist import PHASES
+    from switchover.core.checklist import PHASES
     progress = await cl.progress()
     items = await cl.items()
     for phase, title in PHASES.items():
@@ -647,7 +647,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _dashboard(config_path: Path) -> int:
-    from tui.app import run_dashboard
+    from switchover.tui.app import run_dashboard
     return run_dashboard(config_path) or 0
 
 

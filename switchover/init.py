@@ -10,10 +10,10 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from core.config import address_problem, load_config
-from core.errors import ConfigError
-from core.providers import PROVIDERS
-from core.store import make_private_dirs
+from switchover.core.config import address_problem, load_config
+from switchover.core.errors import ConfigError
+from switchover.core.providers import PROVIDERS
+from switchover.core.store import make_private_dirs
 
 DOMAIN_PROVIDERS = {
     "gmail.com": "gmail", "googlemail.com": "gmail", "outlook.com": "outlook", "hotmail.com": "outlook",

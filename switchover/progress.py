@@ -15,7 +15,7 @@ from typing import TextIO
 
 import humanize
 
-from core.events import Event, FolderProgress, JobProgress, LogLine
+from switchover.core.events import Event, FolderProgress, JobProgress, LogLine
 
 
 def fmt_eta(seconds: float | None) -> str:

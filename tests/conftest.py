@@ -20,13 +20,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 # One module object whether a test says `import servers` or `from tests import servers`.
-import tests.servers as _servers  # noqa: E402
-import tests.proxy as _proxy  # noqa: E402
+import tests.support.servers as _servers  # noqa: E402
+import tests.support.proxy as _proxy  # noqa: E402
 
 sys.modules.setdefault("servers", _servers)
 sys.modules.setdefault("proxy", _proxy)
 
-from tests.servers import (MailServer, MailUser, SmtpServer, start_mailserver,  # noqa: E402
+from tests.support.servers import (MailServer, MailUser, SmtpServer, start_mailserver,  # noqa: E402
                            start_pymap, write_config)
 
 
@@ -76,8 +76,8 @@ def config_path(tmp_path: Path, mailserver: MailServer, old_user: MailUser, new_
 
 @pytest.fixture
 async def engine(config_path: Path) -> AsyncIterator["object"]:
-    from core.config import load_config
-    from core.engine import Engine
+    from switchover.core.config import load_config
+    from switchover.core.engine import Engine
     eng = await Engine.open(load_config(config_path))
     try:
         yield eng

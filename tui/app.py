@@ -25,7 +25,7 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
-from core.events import ActionChanged, ArrivalSeen, ConnectionState
+from switchover.core.events import ActionChanged, ArrivalSeen, ConnectionState
 
 from .base import Pane, Serial, person_error
 from .checklist import ChecklistPane
@@ -187,8 +187,8 @@ class SwitchoverApp(Logins, App[None]):
             self.status.set_note(f"login check: {person_error(exc)}")
 
     async def _open_engine(self) -> bool:
-        from core.config import find_config, load_config
-        from core.engine import Engine
+        from switchover.core.config import find_config, load_config
+        from switchover.core.engine import Engine
 
         arg = self._config_arg
         path: Path | None = None

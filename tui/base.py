@@ -16,7 +16,7 @@ from textual.css.query import NoMatches
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from core.events import Event
+from switchover.core.events import Event
 
 
 def table_keys(pane: str) -> list[Binding]:

@@ -20,7 +20,7 @@ from textual.binding import Binding
 from textual.containers import Container, VerticalScroll
 from textual.widgets import DataTable, Static
 
-from core.events import ChecklistChanged, Event
+from switchover.core.events import ChecklistChanged, Event
 
 from .base import Pane, cell, clip, person_error, table_keys
 from .prompts import TextPrompt

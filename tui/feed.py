@@ -24,8 +24,8 @@ from textual.binding import Binding
 from textual.containers import Container, VerticalScroll
 from textual.widgets import DataTable, Static
 
-from core.events import ActionChanged, ArrivalSeen, Event
-from core.monitor import Arrival
+from switchover.core.events import ActionChanged, ArrivalSeen, Event
+from switchover.core.transition.watch import Arrival
 
 from .base import Pane, cell, clip, person_error, plain_style, table_keys
 from .feed_actions import KIND_WORDS, NOUNS, FeedActions, Pending, in_doubt

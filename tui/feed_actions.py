@@ -21,7 +21,7 @@ from typing import Any
 
 from rich.text import Text
 
-from core.monitor import Arrival
+from switchover.core.transition.watch import Arrival
 
 from .base import clip, person_error
 from .prompts import ConfirmScreen, DoubtScreen

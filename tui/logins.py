@@ -13,7 +13,7 @@ import os
 from functools import partial
 from typing import Any
 
-from core.events import ConnectionState
+from switchover.core.events import ConnectionState
 
 from .prompts import SecretPrompt
 

@@ -29,7 +29,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, ProgressBar, RichLog, Sparkline, Static
 
-from core.events import Event, FolderProgress, JobProgress, LogLine
+from switchover.core.events import Event, FolderProgress, JobProgress, LogLine
 
 from .base import Pane, cell, person_error, plain_style, table_keys
 from .prompts import ConfirmScreen, TextPrompt

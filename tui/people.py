@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from core.events import ActionChanged, ArrivalSeen, Event
+from switchover.core.events import ActionChanged, ArrivalSeen, Event
 
 from .base import Pane, cell, plain_style, table_keys
 from .feed import when

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-from core.events import Event
+from switchover.core.events import Event
 
 #: plain (non-coalescing) events kept between two drains; older ones are dropped so a
 #: burst can never grow memory (the panes re-read state from SQLite when they need to)

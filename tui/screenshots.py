@@ -55,8 +55,8 @@ async def _wait(pilot: Any, cond: Any, timeout: float) -> bool:
 
 async def _prepare(config_path: Path) -> None:
     """Fill what a user would have after a while: history scanned, logins proved."""
-    from core.config import load_config
-    from core.engine import Engine
+    from switchover.core.config import load_config
+    from switchover.core.engine import Engine
 
     engine = await Engine.open(load_config(config_path))
     try:

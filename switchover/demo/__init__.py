@@ -27,7 +27,7 @@ from typing import IO, Any
 
 import yaml
 
-from core.errors import SwitchoverError
+from switchover.core.errors import SwitchoverError
 
 from .history import generate_messages
 from .people import (COMPANY, FOLDERS, NEW_ADDRESS, OLD_ADDRESS, OWNER_NAME)

@@ -11,10 +11,10 @@ import asyncio
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
-from core.config import load_config
-from core.engine import Engine
-from core.errors import SwitchoverError
-from core.events import ArrivalSeen, Event
+from switchover.core.config import load_config
+from switchover.core.engine import Engine
+from switchover.core.errors import SwitchoverError
+from switchover.core.events import ArrivalSeen, Event
 
 if TYPE_CHECKING:
     from . import DemoHandle

@@ -1,0 +1,1 @@
+"""Mail as data: identities, templates."""

@@ -1,0 +1,1 @@
+"""The migration facet: folder planning, the copy, quotas, verify."""

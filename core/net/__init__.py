@@ -1,0 +1,1 @@
+"""The network: IMAP connections, the raw pipelined wire, SMTP."""

@@ -1,0 +1,324 @@
+"""Sending mail over SMTP: TLS (ssl / starttls / none), AUTH PLAIN/LOGIN or XOAUTH2,
+timeouts, and turning every refusal into one sentence carrying the server's code and words.
+
+``smtplib`` is blocking; callers run :func:`send` in a worker thread
+(``engine.run_blocking``). The message bytes are sent as given (callers build them with
+CRLF line ends), only dot-stuffed.
+
+Exactly once (issue 9): a send has one window whose outcome cannot be known — from the
+moment the end of the message data (``CRLF . CRLF``) leaves until the server's reply
+arrives. Before it, a failure means nothing was delivered (the server discards data that
+never ended), so trying again is safe. Inside it, a timeout or a dropped connection
+means the server may or may not have taken the message: :func:`send` raises
+:class:`SmtpInDoubt`, never a retryable error, and calls ``before_data`` just before the
+data goes out so the caller can record that the window opened (a process killed inside
+it leaves that record behind). The reply to the end of data is awaited for
+``data_timeout`` (RFC 5321 §4.5.3.2.6 suggests 10 minutes: a slow server is not a lost
+message); connecting, the greeting and the commands use the shorter ``timeout``.
+"""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..config import Account
+from ..errors import AuthError, ConnectError, SwitchoverError
+from .imap import describe_os_error, ssl_context
+
+#: server words that mean "slow down" rather than "never": provider rate limits and quotas
+_THROTTLE = re.compile(
+    r"throttl|rate limit|too many|quota|frequen|try again later|limit exceeded|"
+    r"sending limit|daily user sending|SubmissionQuotaExceeded|RP:TRC|RP:QRC|RP:CEL|"
+    r"4\.7\.0 temporary|exceeded|slow down", re.I)
+
+
+#: connecting, the greeting and each command's reply (RFC 5321 allows more; 60 s is plenty
+#: for a server that is there at all)
+COMMAND_TIMEOUT = 60.0
+#: the reply to the end of the message data (RFC 5321 §4.5.3.2.6: 10 minutes)
+DATA_TIMEOUT = 600.0
+
+
+class SmtpError(SwitchoverError):
+    """The SMTP server refused; ``temporary`` tells whether trying later may work."""
+
+    def __init__(self, message: str, *, code: int | None = None, temporary: bool = False,
+                 throttled: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.temporary = temporary or throttled
+        self.throttled = throttled
+
+
+class SmtpInDoubt(SwitchoverError):
+    """The whole message went to the server but its answer never came (timeout, dropped
+    connection): it may have been delivered. Never to be retried blindly."""
+
+    temporary = False
+
+
+@dataclass(frozen=True)
+class SendResult:
+    accepted: tuple[str, ...]
+    #: recipients the server refused while accepting others: address → "code words"
+    refused: dict[str, str] = field(default_factory=dict)
+    response: str = ""
+
+
+def _words(raw: bytes | str) -> str:
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    return " ".join(text.split())
+
+
+def is_throttle(code: int | None, words: str) -> bool:
+    return code == 421 or bool(_THROTTLE.search(words))
+
+
+def _refusal(what: str, code: int, raw: bytes | str) -> SmtpError:
+    words = _words(raw)
+    throttled = is_throttle(code, words)
+    temporary = 400 <= code < 500
+    kind = ("the server asks to slow down" if throttled
+            else "temporary, will work later" if temporary else "permanent")
+    return SmtpError(f"{what}: {code} {words} ({kind}).", code=code, temporary=temporary,
+                     throttled=throttled)
+
+
+class _XOAuth2:
+    """smtplib auth object: the initial response, then an empty line after an error
+    challenge (the server sends a base64 JSON error and waits for one)."""
+
+    def __init__(self, user: str, token: str) -> None:
+        self.user = user
+        self.token = token
+        self.calls = 0
+
+    def __call__(self, challenge: bytes | None = None) -> str:
+        self.calls += 1
+        if self.calls == 1:
+            return f"user={self.user}\x01auth=Bearer {self.token}\x01\x01"
+        return ""
+
+
+def _open(account: Account, timeout: float) -> smtplib.SMTP:
+    ep = account.smtp
+    assert ep is not None
+    if ep.security == "ssl":
+        conn: smtplib.SMTP = smtplib.SMTP_SSL(ep.host, ep.port, timeout=timeout,
+                                              context=ssl_context(account))
+    else:
+        conn = smtplib.SMTP(ep.host, ep.port, timeout=timeout)
+    conn.ehlo_or_helo_if_needed()
+    if ep.security == "starttls":
+        if not conn.has_extn("starttls"):
+            conn.close()
+            raise ConnectError(f"The {account.side} SMTP server {ep.host}:{ep.port} does not offer "
+                               f"STARTTLS; check the port and 'security'.")
+        conn.starttls(context=ssl_context(account))
+        conn.ehlo()
+    return conn
+
+
+def _login(conn: smtplib.SMTP, account: Account, secret: str) -> None:
+    if not conn.has_extn("auth"):
+        # a local relay may take mail without AUTH; a refusal then comes at MAIL/RCPT
+        return
+    if account.uses_oauth2:
+        conn.auth("XOAUTH2", _XOAuth2(account.username, secret), initial_response_ok=True)
+        return
+    methods = conn.esmtp_features.get("auth", "").upper().split()
+    # PLAIN/LOGIN only: CRAM-MD5 needs the clear password on the server, often absent.
+    for name, fn in (("PLAIN", conn.auth_plain), ("LOGIN", conn.auth_login)):
+        if name in methods:
+            conn.user, conn.password = account.username, secret
+            conn.auth(name, fn, initial_response_ok=True)
+            return
+    conn.login(account.username, secret)
+
+
+def send(account: Account, mail_from: str, rcpts: list[str], raw: bytes, *,
+         timeout: float = COMMAND_TIMEOUT, data_timeout: float = DATA_TIMEOUT,
+         secret: str | None = None, before_data: Callable[[], None] | None = None) -> SendResult:
+    """Send ``raw`` through ``account``'s SMTP server to ``rcpts``.
+
+    ``before_data`` is called (in this thread) after the server said 354 and before any
+    byte of the message leaves; if it raises, the message is not sent (the connection is
+    dropped mid-DATA, which the server discards) and its exception propagates.
+
+    Raises AuthError (login refused), ConnectError (unreachable or cut before the data
+    ended; temporary), SmtpError (refused; ``temporary`` / ``throttled`` say whether to
+    retry) or SmtpInDoubt (the data ended but no answer came), each one sentence.
+    """
+    ep = account.smtp
+    who = f"The {account.side} SMTP server"
+    if ep is None:
+        raise SwitchoverError(f"No SMTP server is configured for the {account.side} account; "
+                              f"add {account.side}.smtp (host, port, security) to the config.")
+    password = secret if secret is not None else account.secret()
+    conn: smtplib.SMTP | None = None
+    polite = True      # QUIT at the end; not while the server may still read message data
+    try:
+        try:
+            conn = _open(account, timeout)
+        except smtplib.SMTPResponseException as e:
+            raise _refusal(f"{who} {ep.host}:{ep.port} refused the connection",
+                           e.smtp_code, e.smtp_error) from None
+        except smtplib.SMTPException as e:
+            raise ConnectError(f"{who} {ep.host}:{ep.port}: {e or 'the connection broke'}.") from None
+        except OSError as e:
+            raise ConnectError(f"{who}: {describe_os_error(ep.host, ep.port, e)}.") from None
+        try:
+            _login(conn, account, password)
+        except smtplib.SMTPAuthenticationError as e:
+            words = _words(e.smtp_error)
+            if 400 <= e.smtp_code < 500:
+                raise _refusal(f"{who} could not check the login for {account.username} now",
+                               e.smtp_code, e.smtp_error) from None
+            raise AuthError(f"{who} refused the login for {account.username}: {e.smtp_code} "
+                            f"{words}; check the username and the password or authorization "
+                            f"code.") from None
+        except smtplib.SMTPNotSupportedError:
+            raise AuthError(f"{who} offers no login method switchover can use "
+                            f"({conn.esmtp_features.get('auth', 'none')}).") from None
+        options: list[str] = []
+        if any(b > 127 for b in raw) and conn.has_extn("8bitmime"):
+            options.append("BODY=8BITMIME")
+        if (not mail_from.isascii() or not all(r.isascii() for r in rcpts)) and conn.has_extn("smtputf8"):
+            options.append("SMTPUTF8")
+        tx = _Transaction(conn, who=f"{who} {ep.host}:{ep.port}", data_timeout=data_timeout,
+                          before_data=before_data)
+        try:
+            refused = tx.run(mail_from, rcpts, raw, options)
+        except smtplib.SMTPRecipientsRefused as e:
+            parts = [f"{addr}: {code} {_words(msg)}" for addr, (code, msg) in e.recipients.items()]
+            code = min((c for c, _ in e.recipients.values()), default=550)
+            temp = all(400 <= c < 500 for c, _ in e.recipients.values())
+            words = "; ".join(parts)
+            throttled = any(is_throttle(c, _words(m)) for c, m in e.recipients.values())
+            kind = ("the server asks to slow down" if throttled
+                    else "temporary, will work later" if temp else "permanent")
+            raise SmtpError(f"{who} refused the recipient ({words}) ({kind}).", code=code,
+                            temporary=temp, throttled=throttled) from None
+        except smtplib.SMTPSenderRefused as e:
+            raise _refusal(f"{who} refused the sender {mail_from}", e.smtp_code, e.smtp_error) from None
+        except smtplib.SMTPDataError as e:
+            raise _refusal(f"{who} refused the message", e.smtp_code, e.smtp_error) from None
+        except smtplib.SMTPResponseException as e:
+            raise _refusal(f"{who} refused", e.smtp_code, e.smtp_error) from None
+        finally:
+            polite = not tx.in_data
+        accepted = tuple(r for r in rcpts if r not in refused)
+        return SendResult(accepted=accepted,
+                          refused={a: f"{c} {_words(m)}" for a, (c, m) in refused.items()},
+                          response="accepted")
+    except smtplib.SMTPServerDisconnected as e:
+        raise ConnectError(f"{who} {ep.host}:{ep.port} closed the connection ({e or 'no reason given'}).") from None
+    except (socket.timeout, TimeoutError):
+        raise ConnectError(f"{who} {ep.host}:{ep.port} did not answer in time.") from None
+    except ssl.SSLError as e:
+        raise ConnectError(f"{who}: {describe_os_error(ep.host, ep.port, e)}.") from None
+    except OSError as e:
+        raise ConnectError(f"{who}: {describe_os_error(ep.host, ep.port, e)}.") from None
+    finally:
+        if conn is not None:
+            try:
+                if polite:
+                    conn.quit()
+                else:
+                    conn.close()
+            except Exception:
+                try:
+                    conn.close()
+                except Exception:
+                    pass
+
+
+class _Transaction:
+    """One MAIL / RCPT / DATA exchange, as ``smtplib.SMTP.sendmail`` does it, with the
+    end of the data sent apart so the in-doubt window is exact (see the module's
+    docstring). ``in_data`` is True while the server is inside DATA (QUIT would be read
+    as message text then)."""
+
+    def __init__(self, conn: smtplib.SMTP, *, who: str, data_timeout: float,
+                 before_data: Callable[[], None] | None) -> None:
+        self.conn = conn
+        self.who = who
+        self.data_timeout = data_timeout
+        self.before_data = before_data
+        self.in_data = False
+
+    def run(self, mail_from: str, rcpts: list[str], raw: bytes,
+            options: list[str]) -> dict[str, tuple[int, bytes]]:
+        conn = self.conn
+        esmtp = list(options)
+        if conn.does_esmtp and conn.has_extn("size"):
+            esmtp.insert(0, f"size={len(raw)}")
+        code, resp = conn.mail(mail_from, esmtp if conn.does_esmtp else [])
+        if code != 250:
+            if code == 421:
+                conn.close()
+            else:
+                conn._rset()
+            raise smtplib.SMTPSenderRefused(code, resp, mail_from)
+        refused: dict[str, tuple[int, bytes]] = {}
+        for rcpt in rcpts:
+            code, resp = conn.rcpt(rcpt)
+            if code not in (250, 251):
+                refused[rcpt] = (code, resp)
+            if code == 421:
+                conn.close()
+                raise smtplib.SMTPRecipientsRefused(refused)
+        if len(refused) == len(rcpts):
+            conn._rset()
+            raise smtplib.SMTPRecipientsRefused(refused)
+        conn.putcmd("data")
+        code, resp = conn.getreply()
+        if code != 354:
+            conn._rset()
+            raise smtplib.SMTPDataError(code, resp)
+        self.in_data = True
+        if self.before_data is not None:
+            self.before_data()          # raises: nothing of the message has left
+        body = re.sub(rb"(?m)^\.", b"..", raw)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        conn.send(body)                 # cut here: the data never ended, nothing delivered
+        try:
+            if conn.sock is not None:
+                conn.sock.settimeout(self.data_timeout)
+            conn.send(b".\r\n")
+            code, resp = conn.getreply()
+        except (smtplib.SMTPServerDisconnected, OSError) as e:
+            raise SmtpInDoubt(
+                f"{self.who} received the whole message but gave no answer "
+                f"({_doubt_reason(e, self.data_timeout)}); it may or may not have been "
+                f"delivered.") from None
+        self.in_data = False
+        if code != 250:
+            if code == 421:
+                conn.close()
+            else:
+                conn._rset()
+            raise smtplib.SMTPDataError(code, resp)
+        return refused
+
+
+def _doubt_reason(e: BaseException, waited: float) -> str:
+    text = str(e).lower()
+    if isinstance(e, (socket.timeout, TimeoutError)) or "timed out" in text:
+        return f"no reply within {waited:g} s"
+    return "the connection broke while waiting for the reply"
+
+
+def is_temporary(exc: BaseException) -> bool:
+    """True when trying again later may succeed (network trouble, 4xx, throttling)."""
+    if isinstance(exc, (AuthError, SmtpInDoubt)):
+        return False
+    if isinstance(exc, SmtpError):
+        return exc.temporary
+    return isinstance(exc, (ConnectError, OSError))

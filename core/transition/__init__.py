@@ -1,0 +1,1 @@
+"""The transition period: the watch, arrivals, people, actions, auto-reply."""
