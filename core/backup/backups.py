@@ -463,7 +463,7 @@ class _BackupRun:
         self.client = None
 
     def _list(self) -> list[tuple[str, str | None]]:
-        from ..migrate.folders import list_folders
+        from ..net.mailboxes import list_folders
         infos = [(f.name, f.delimiter) for f in list_folders(self.client) if f.selectable]
         if self.only is None:
             return infos
@@ -974,7 +974,7 @@ def _live(engine: "Engine", meta: dict, names: list[str]) -> _Live:
     selected is named and the others are still compared (one refused SELECT used to drop
     the whole comparison, and with it the news that newer mail was not backed up)."""
     from ..net.imap import close, connect
-    from ..migrate.folders import list_folders
+    from ..net.mailboxes import list_folders
     side = meta.get("side", "old")
     out = _Live()
     what = f"The {side} mailbox could not be compared with the backup"

@@ -383,7 +383,7 @@ class Importer:
 
     # -- connection and destination -------------------------------------------------------
     def _connect(self) -> None:
-        from ..migrate.folders import ensure_folder, list_folders, namespace_of
+        from ..net.mailboxes import ensure_folder, list_folders, namespace_of
         from ..net.imap import connect_retrying
         from ..net.wire import Wire
         # a connection dropped during login is tried again; a refused login is not

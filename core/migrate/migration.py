@@ -582,10 +582,11 @@ class Migration:
         await asyncio.gather(*(self._blocking(c.close) for c in conns), return_exceptions=True)
 
     async def _mappings(self, src: Conn, dst: Conn) -> tuple[list[Any], dict[str, Any], str]:
+        from ..net.mailboxes import list_folders, namespace_of
         from . import folders as F
 
         def side(conn: Conn) -> tuple[list[Any], tuple[str, str]]:
-            return F.list_folders(conn.client), F.namespace_of(conn.client)
+            return list_folders(conn.client), namespace_of(conn.client)
 
         (src_list, (sprefix, sdelim)), (dst_list, (dprefix, ddelim)) = await asyncio.gather(
             self._blocking(side, src), self._blocking(side, dst))

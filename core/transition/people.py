@@ -204,7 +204,7 @@ class Correspondents:
         not Junk, Drafts, Gmail's All Mail / Starred / Important (copies of other folders)."""
         rows: list[tuple[str, str | None, set[str], str | None]] = []
         try:
-            from ..migrate.folders import list_folders   # special-use flags + the shared name table
+            from ..net.mailboxes import list_folders   # special-use flags + the shared name table
             for fi in list_folders(client):
                 rows.append((fi.name, fi.delimiter, {f.lower() for f in fi.flags}
                              | ({"\\noselect"} if not fi.selectable else set()), fi.special))

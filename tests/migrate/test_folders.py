@@ -8,8 +8,9 @@ import pytest
 
 from switchover.core.config import MigrationSettings
 from switchover.core.errors import FolderError
-from switchover.core.migrate.folders import (FolderInfo, FolderMapping, copy_order, ensure_folder, folder_info,
-                          list_folders, name_special, namespace_of, plan_folders)
+from switchover.core.migrate.folders import FolderMapping, copy_order, plan_folders
+from switchover.core.net.mailboxes import (FolderInfo, ensure_folder, folder_info, list_folders,
+                                           name_special, namespace_of)
 
 RAW = (b"From: a@example.org\r\nTo: b@example.com\r\nSubject: hi\r\n"
        b"Message-ID: <folders-1@example.org>\r\n\r\nbody\r\n")
