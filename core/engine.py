@@ -18,11 +18,10 @@ Bus ────┘        │                                                  
 from __future__ import annotations
 
 import asyncio
-import functools
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from .config import Account, Config
+from .context import Accounts, Blocking
 from .events import ConnectionState, Event, EventBus
 from .placements import Placements
 from .store import Store
@@ -37,40 +36,6 @@ if TYPE_CHECKING:
     from .transition.watch import Monitor
 
 T = TypeVar("T")
-
-
-class Accounts:
-    """The two accounts of the config, with any secret the person typed into a face
-    (kept in memory only, never written anywhere)."""
-
-    def __init__(self, config: Config) -> None:
-        self._config = config
-        self._secrets: dict[str, str] = {}
-
-    def account(self, side: str) -> Account:
-        acct = self._config.account(side)
-        secret = self._secrets.get(side)
-        return acct.with_secret(secret) if secret else acct
-
-    def needs_secret(self, side: str) -> bool:
-        return side not in self._secrets and not self._config.account(side).has_secret_source()
-
-    def set_secret(self, side: str, secret: str) -> None:
-        self._secrets[side] = secret
-
-
-class Blocking:
-    """Worker threads for the blocking protocol libraries (imapclient, smtplib)."""
-
-    def __init__(self, workers: int = 32) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="switchover")
-
-    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
-
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class Engine:
