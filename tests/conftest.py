@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 import pytest
 
@@ -83,6 +83,30 @@ async def engine(config_path: Path) -> AsyncIterator["object"]:
         yield eng
     finally:
         await eng.close()
+
+
+@pytest.fixture
+async def make_engine(tmp_path: Path, mailserver: MailServer) -> AsyncIterator[Any]:
+    """The one way a test opens an engine on its own users or config sections:
+    ``eng = await make_engine(old_user, new_user, smtp=smtp_server, transition={...})``.
+    Every engine it made is closed after the test (state file in the test's tmp_path)."""
+    from switchover.core.config import load_config
+    from switchover.core.engine import Engine
+    made: list[Any] = []
+
+    async def make(old_user: MailUser, new_user: MailUser, *, smtp: SmtpServer | None = None,
+                   name: str = "switchover.yaml", **sections: Any) -> Any:
+        path = write_config(tmp_path / name, old_user=old_user, new_user=new_user, server=mailserver,
+                            smtp=smtp, **sections)
+        eng = await Engine.open(load_config(path))
+        made.append(eng)
+        return eng
+
+    try:
+        yield make
+    finally:
+        for eng in made:
+            await eng.close()
 
 
 _LOG_START = pytest.StashKey[int]()
