@@ -1,4 +1,4 @@
-# switchover — developer and CI entry points. `make test` is what CI runs (.ci/run).
+# switchover — developer and CI entry points. CI (.ci/run) runs `make lint`, then `make test`.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -36,12 +36,14 @@ bench-tui: setup
 
 screenshots: setup
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[screenshots]'
-	$(PY) -m switchover.tui.screenshots
+	$(PY) -m switchover.demo.screenshots
 
-# core/ never imports the UI; everything compiles.
+# The layering contracts of pyproject.toml (import-linter, on the installed names: core
+# imports no UI / CLI / demo and never the engine; the dashboard no protocol library, no
+# sqlite, no CLI, no demo), `mypy --strict` on the engine, and everything compiles.
 lint: setup
-	@if grep -rnE '^\s*(from|import)\s+(textual|tui)(\.|\s|$$)' core/; then \
-		echo "lint: core/ must not import textual or tui"; exit 1; fi
+	$(PY) -m tests.support.layering
+	$(VENV)/bin/mypy --strict core
 	$(PY) -m compileall -q core switchover tui tests bench
 	@echo "lint: ok"
 

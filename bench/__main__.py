@@ -15,6 +15,11 @@ the results and the method.
     .venv/bin/python -m bench small --tools switchover --repeat 5
     .venv/bin/python -m bench small --count 2000    # a quicker, smaller run
     .venv/bin/python -m bench large --count 200000 --repeat 1   # memory on a big mailbox
+    .venv/bin/python -m bench small attach --tools switchover,baseline --baseline ../old-checkout
+
+``--baseline DIR`` adds the tool "baseline": ``switchover migrate`` of another checkout
+(DIR holds its switchover/, core/ and tui/ folders), run alternately with this one on the
+same server and corpus — an A/B comparison under the same load.
 """
 
 from __future__ import annotations
@@ -44,8 +49,8 @@ sys.path.insert(0, str(ROOT))
 from bench.check import compare  # noqa: E402
 from bench.corpus import SPECS, generate  # noqa: E402
 from bench.server import DEFAULT_STORAGE, STORAGES, fill, server_cpu, start_bench_dovecot  # noqa: E402
-from tests.proxy import Proxy  # noqa: E402
-from tests.servers import Unsupported, write_config  # noqa: E402
+from tests.support.proxy import Proxy  # noqa: E402
+from tests.support.servers import Unsupported, write_config  # noqa: E402
 
 WAN_DELAY = 0.025            # seconds each way: 50 ms round trip
 DEFAULT_CORPORA = ["small", "attach", "attach15", "wan", "mixed", "huge"]
@@ -211,10 +216,10 @@ class Bench:
                 # alternate who goes first, so a drift in the machine's load hits both
                 for tool in (tools if attempt % 2 == 0 else tools[::-1]):
                     argv, wd, new = self.prepare(corpus, tool, attempt, server, endpoint, old)
-                    if tool == "switchover" and attempt == 0:
-                        plan_s[tool] = run_measured(argv + ["--dry-run"], cwd=wd,
+                    if tool in ("switchover", "baseline") and attempt == 0:
+                        plan_s[tool] = run_measured(argv + ["--dry-run"], env=self.env(tool), cwd=wd,
                                                     timeout=args.timeout).seconds
-                    runs[tool].append(self.measure(server, argv, wd))
+                    runs[tool].append(self.measure(server, argv, wd, self.env(tool)))
                     last[tool] = (argv, wd, new)
                     self.log(f"[{corpus}] {tool} run {attempt + 1}: {runs[tool][-1].seconds:.2f} s, "
                              f"peak {runs[tool][-1].peak_rss_mb:,.0f} MB, exit {runs[tool][-1].code}")
@@ -222,7 +227,7 @@ class Bench:
                 self.profile(corpus, server, endpoint, old)
             for tool in tools:
                 argv, wd, new = last[tool]
-                rerun = run_measured(argv, cwd=wd, timeout=args.timeout)
+                rerun = run_measured(argv, env=self.env(tool), cwd=wd, timeout=args.timeout)
                 results.append(self.result(corpus, tool, server, old, new, count, size,
                                            runs[tool], rerun, plan_s.get(tool)))
         finally:
@@ -248,11 +253,19 @@ class Bench:
         for line in top_functions(out, 15):
             self.log("    " + line)
 
-    def measure(self, server: Any, argv: list[str], wd: Path) -> Measured:
+    def env(self, tool: str) -> dict[str, str] | None:
+        """The baseline runs another checkout's package (PYTHONPATH first); others inherit."""
+        if tool != "baseline":
+            return None
+        if not self.args.baseline:
+            raise SystemExit("the tool 'baseline' needs --baseline DIR")
+        return {**os.environ, "PYTHONPATH": str(baseline_path(Path(self.args.baseline), self.workdir))}
+
+    def measure(self, server: Any, argv: list[str], wd: Path, env: dict[str, str] | None = None) -> Measured:
         os.sync()   # the previous run's dirty pages are not flushed during this one
         before = server_cpu(server)
         load = os.getloadavg()[0]
-        m = run_measured(argv, cwd=wd, timeout=self.args.timeout)
+        m = run_measured(argv, env=env, cwd=wd, timeout=self.args.timeout)
         m.load = load
         time.sleep(0.2)   # let the master reap the imap processes of the connections
         m.server_cpu_s = server_cpu(server) - before
@@ -264,7 +277,7 @@ class Bench:
         new = server.add_user(tool[:4])
         wd = self.workdir / f"{corpus}-{tool}-{attempt}"
         wd.mkdir(parents=True)
-        if tool == "switchover":
+        if tool in ("switchover", "baseline"):
             cfg = write_config(wd / "switchover.yaml", old_user=old, new_user=new, server=endpoint)
             return [sys.executable, "-m", "switchover", "--config", str(cfg), "migrate"], wd, new
         if tool == "mbsync":
@@ -307,6 +320,22 @@ class Bench:
                  f"(Dovecot {r.server_cpu_s:.1f} s), "
                  f"check {r.check}" + (f", rerun {r.rerun_seconds:.2f} s" if rerun else ""))
         return r
+
+
+def baseline_path(root: Path, workdir: Path) -> Path:
+    """A folder to put first on PYTHONPATH so that ``switchover`` (with ``.core`` and
+    ``.tui``) is the checkout at ``root``: links, nothing copied."""
+    out = workdir / "baseline"
+    pkg = out / "switchover"
+    if not pkg.exists():
+        if not (root / "switchover").is_dir() or not (root / "core").is_dir():
+            raise SystemExit(f"--baseline {root}: not a switchover checkout (no switchover/ and core/)")
+        pkg.mkdir(parents=True)
+        for entry in (root / "switchover").iterdir():
+            (pkg / entry.name).symlink_to(entry.resolve())
+        for name in ("core", "tui"):
+            (pkg / name).symlink_to((root / name).resolve())
+    return out
 
 
 def top_functions(path: Path, n: int) -> list[str]:
@@ -364,8 +393,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("corpora", nargs="*", metavar="CORPUS",
                     help=f"some of {', '.join(SPECS)} (default: {' '.join(DEFAULT_CORPORA)})")
-    ap.add_argument("--tools", default="switchover,mbsync", help="comma-separated (default: switchover,mbsync); "
-                    "odd runs go in this order, even runs reversed")
+    ap.add_argument("--tools", default="switchover,mbsync", help="comma-separated (default: switchover,mbsync; "
+                    "also baseline, see --baseline); odd runs go in this order, even runs reversed")
+    ap.add_argument("--baseline", default=None, metavar="DIR",
+                    help="another switchover checkout, run as the tool 'baseline' (A/B comparison)")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per tool (the median run is reported; peak RSS is the max)")
     ap.add_argument("--best", action="store_true", help="report the fastest run, not the median")
     ap.add_argument("--count", type=int, default=None, help="N messages instead of the corpus's usual number")
@@ -416,7 +447,8 @@ def main() -> int:
           f"Python {meta['python']}, {meta['mbsync']}, Dovecot {meta['dovecot']} "
           f"({args.storage}, mail_fsync {'optimized' if args.fsync else 'never'})\n")
     print(table(results))
-    ok = all(r.ok for r in results) and all(r.check == "exact" for r in results if r.tool == "switchover")
+    ok = all(r.ok for r in results) and all(r.check == "exact" for r in results
+                                            if r.tool in ("switchover", "baseline"))
     return 0 if ok else 1
 
 

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from tests.servers import DovecotServer, MailUser, start_dovecot
+from tests.support.servers import DovecotServer, MailUser, start_dovecot
 
 Message = tuple[str, bytes, tuple[Any, ...], dt.datetime]
 

@@ -28,9 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from switchover.core.events import ActionChanged, FolderProgress, JobProgress, LogLine  # noqa: E402
+from switchover.core.events import FolderProgress, JobProgress, LogLine  # noqa: E402
 from switchover.core.store import Store  # noqa: E402
-from tests.tui_fake import bare_config, record_arrivals  # noqa: E402
+from tests.support.tui_fake import bare_config, record_arrivals  # noqa: E402
 from switchover.tui.app import SwitchoverApp  # noqa: E402
 
 TABS = ("feed", "people", "checklist", "migration")
@@ -58,15 +58,11 @@ async def _settle(pilot, app: SwitchoverApp, total: int, timeout: float = 30) ->
 
 
 async def _handled(engine, ids: list[int]) -> None:
-    """Mark some arrivals handled through an action row, as the actions facet records it."""
-    now = time.time()
-    async with engine.store.transaction() as db:
-        for arrival_id in ids:
-            cur = await db.execute(
-                "INSERT INTO actions(arrival_id, kind, state, requested, not_before, done) "
-                "VALUES(?, 'handled', 'done', ?, ?, ?)", (arrival_id, now, now, now))
-            await db.execute("UPDATE arrivals SET state='handled' WHERE id=?", (arrival_id,))
-            engine.publish(ActionChanged(int(cur.lastrowid), arrival_id, "handled", "done"))
+    """Mark some arrivals handled the way a person does: a ``handled`` action requested and
+    carried out by the actions facet (no server involved), which publishes its changes."""
+    for arrival_id in ids:
+        await engine.actions.request(arrival_id, "handled", delay=0)
+    await engine.actions.run_due()
 
 
 def _migration_chatter(engine, n: int) -> None:

@@ -13,20 +13,29 @@ person did not ask for — the dashboard's login at start, with a password typed
 mistyped) into its prompt — only adds a note to the evidence ("last attempt … failed:
 …") and leaves the proof standing: a typo in a prompt says nothing about the account,
 and the status line already shows the refused login. The next explicit check decides.
+
+Proofs from other facets. A facet that proves something (the migration, a verified
+backup, the auto-reply) publishes a ``Proven`` event; this facet subscribes and records
+it by the rules above (``record``). A failure about one ``subject`` (a backup directory)
+takes back only a proof about that same subject: a failed check of some other backup
+says nothing about the one that proved the item. The arrivals proof asks the arrivals'
+owner for its tally (``ArrivalTally``); no other facet's table is read here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from .config import Config
+from .context import Accounts, Blocking
 from .errors import SwitchoverError
-from .events import ChecklistChanged
-
-if TYPE_CHECKING:
-    from .engine import Engine
+from .events import ChecklistChanged, Event, EventBus, Proven
+from .net import imap
+from .store import Store
 
 
 @dataclass(frozen=True)
@@ -158,13 +167,27 @@ class ChecklistItem:
     dated: bool = False   # a date matters for this item (shown as "due")
 
 
-class Checklist:
-    def __init__(self, engine: "Engine") -> None:
-        self.engine = engine
+class ArrivalTally(Protocol):
+    """What the checklist needs from the arrivals' owner (core/transition)."""
 
-    @property
-    def store(self):
-        return self.engine.store
+    async def tally(self, side: str) -> tuple[int, int]:
+        """(arrivals seen on ``side``, how many of them are not handled yet)."""
+        ...
+
+
+class Checklist:
+    """``engine.checklist``: the items, a person's ticks and notes, and the proofs."""
+
+    def __init__(self, store: Store, bus: EventBus, accounts: Accounts, blocking: Blocking,
+                 config: Config, *, arrivals: ArrivalTally | None = None) -> None:
+        self.store = store
+        self.bus = bus
+        self.accounts = accounts
+        self.blocking = blocking
+        self.config = config
+        self.arrivals = arrivals
+        self._recording = asyncio.Lock()     # proofs of one item are recorded in order
+        self._unsubscribe = bus.subscribe_async((Proven,), self._on_proven)
 
     async def items(self) -> list[ChecklistItem]:
         rows = {r["item"]: r for r in await self.store.fetchall("SELECT * FROM checklist")}
@@ -203,6 +226,9 @@ class Checklist:
             f"INSERT INTO checklist({', '.join(cols)}) VALUES({', '.join('?' * len(cols))}) "
             f"ON CONFLICT(item) DO UPDATE SET {updates}", vals)
 
+    def _changed(self, key: str, state: str, evidence: str = "") -> None:
+        self.bus.publish(ChecklistChanged(key, state, evidence))
+
     async def tick(self, key: str, done: bool = True) -> ChecklistItem:
         """A person ticks (or unticks) an item; provable items follow their proof."""
         spec = self._spec(key)
@@ -217,7 +243,7 @@ class Checklist:
             return current
         await self._write(key, state="done" if done else "open", by="person" if done else None,
                           evidence=f"ticked {dt.datetime.now():%Y-%m-%d %H:%M}" if done else "")
-        self.engine.publish(ChecklistChanged(key, "done" if done else "open"))
+        self._changed(key, "done" if done else "open")
         return await self.item(key)
 
     async def skip(self, key: str) -> ChecklistItem:
@@ -225,33 +251,63 @@ class Checklist:
         if spec.provable:
             raise SwitchoverError(f"'{spec.title}' cannot be skipped: {spec.proof_hint}.")
         await self._write(key, state="skipped", by="person", evidence="not needed")
-        self.engine.publish(ChecklistChanged(key, "skipped"))
+        self._changed(key, "skipped")
         return await self.item(key)
 
     async def set_note(self, key: str, text: str) -> None:
         self._spec(key)
         await self._write(key, note=text.strip())
-        self.engine.publish(ChecklistChanged(key, (await self.item(key)).state))
+        self._changed(key, (await self.item(key)).state)
 
     async def set_due(self, key: str, date: dt.date | None) -> None:
         self._spec(key)
         await self._write(key, due=date.isoformat() if date else None)
-        self.engine.publish(ChecklistChanged(key, (await self.item(key)).state))
+        self._changed(key, (await self.item(key)).state)
+
+    # -- proofs ---------------------------------------------------------------------------
+    async def _on_proven(self, event: Event) -> None:
+        if isinstance(event, Proven):
+            await self.record(event)
+
+    async def record(self, proof: Proven) -> None:
+        """Record what a check found, by the rules in the module docstring."""
+        async with self._recording:
+            spec = self._spec(proof.item)
+            if not spec.provable:
+                raise ValueError(f"{proof.item} is not provable")
+            if proof.ok:
+                await self.prove(proof.item, True, proof.evidence)
+                return
+            current = await self.item(proof.item)
+            proven = current.by == "engine" and current.state == "done"
+            if proof.subject:
+                # only a failure of the very thing that was the proof takes it back
+                if proven and proof.subject in current.evidence:
+                    await self.prove(proof.item, False, proof.evidence)
+            elif not proof.explicit and proven:
+                # a background attempt notes its failure once; the proof stands
+                standing = current.evidence.split(LAST_FAILURE, 1)[0]
+                evidence = f"{standing}{LAST_FAILURE}{proof.evidence}"
+                await self._write(proof.item, evidence=evidence)
+                self._changed(proof.item, "done", evidence)
+            else:
+                await self.prove(proof.item, False, proof.evidence)
 
     async def prove(self, key: str, ok: bool, evidence: str) -> None:
-        """The engine records a proof (or its loss) with human-readable evidence."""
+        """Set a proof (or its loss) with human-readable evidence. Other facets publish
+        ``Proven`` instead of calling this."""
         spec = self._spec(key)
         if not spec.provable:
             raise ValueError(f"{key} is not provable")
         await self._write(key, state="done" if ok else "open", by="engine" if ok else None,
                           evidence=evidence)
-        self.engine.publish(ChecklistChanged(key, "done" if ok else "open", evidence))
+        self._changed(key, "done" if ok else "open", evidence)
 
     async def refresh_evidence(self) -> list[Proof]:
         """Re-derive the proofs that come from state rather than from a run; returns what
         each check found."""
         found: list[Proof] = []
-        cfg = self.engine.config.transition
+        cfg = self.config.transition
         if cfg.start:
             days = (dt.date.today() - cfg.start).days
             if days >= 90:
@@ -263,9 +319,7 @@ class Checklist:
                 if (await self.item("watch")).by == "engine":
                     await self.prove("watch", False, evidence)
                 found.append(Proof("watch", SPECS["watch"].title, False, evidence))
-        row = await self.store.fetchone(
-            "SELECT COUNT(*) AS total, SUM(state != 'handled') AS open FROM arrivals WHERE side='old'")
-        total, unhandled = (row["total"] or 0, row["open"] or 0) if row else (0, 0)
+        total, unhandled = await self.arrivals.tally("old") if self.arrivals is not None else (0, 0)
         if total:
             if unhandled == 0:
                 evidence = f"all {total} arrivals handled ({dt.datetime.now():%Y-%m-%d %H:%M})"
@@ -287,28 +341,23 @@ class Checklist:
         return results
 
     async def _check_login(self, side: str, explicit: bool) -> str:
-        from .net import imap
         key = f"login_{side}"
         now = f"{dt.datetime.now():%Y-%m-%d %H:%M}"
         try:
-            account = self.engine.account(side)
-            client = await self.engine.run_blocking(imap.connect, account, timeout=30)
+            account = self.accounts.account(side)
+            client = await self.blocking.run(imap.connect, account, timeout=30)
             caps = sorted(c.decode() if isinstance(c, bytes) else str(c)
-                          for c in await self.engine.run_blocking(client.capabilities))
-            await self.engine.run_blocking(imap.close, client)
+                          for c in await self.blocking.run(client.capabilities))
+            await self.blocking.run(imap.close, client)
         except SwitchoverError as e:
-            current = await self.item(key)
-            if not explicit and current.by == "engine" and current.state == "done":
-                proof = current.evidence.split(LAST_FAILURE, 1)[0]
-                evidence = f"{proof}{LAST_FAILURE}{now} failed: {e.message}"
-                await self._write(key, evidence=evidence)
-                self.engine.publish(ChecklistChanged(key, "done", evidence))
-            else:
-                await self.prove(key, False, f"{now}: {e.message}")
+            # a background failure is a note ("last attempt … failed: …"); an explicit one
+            # takes the proof back, saying when
+            evidence = f"{now} failed: {e.message}" if not explicit else f"{now}: {e.message}"
+            await self.record(Proven(key, False, evidence, explicit=explicit))
             return e.message
         evidence = (f"logged in as {account.username} at {account.imap.host} "
                     f"{now}; {len(caps)} capabilities")
-        await self.prove(key, True, evidence)
+        await self.record(Proven(key, True, evidence))
         await self.store.set_setting(f"capabilities:{side}", caps)
         return evidence
 
@@ -321,4 +370,3 @@ class Checklist:
             item = await self.item(f"login_{side}")
             found.append(Proof(item.key, item.title, item.state == "done", text))
         return found + await self.refresh_evidence()
-

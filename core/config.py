@@ -1,4 +1,6 @@
-"""The YAML config: loading, validation with key + line in every error, credentials.
+"""The config: its records (accounts, identity, migration and transition settings) and
+``load_config``, which reads and validates the YAML with key + line in every error
+(the reading toolkit is core/configread.py; secrets come through core/credentials.py).
 
 Credentials are resolved when needed and kept in memory only; the config dataclasses
 hold the *recipe* (env var name, command), never the secret itself, except a plain
@@ -9,19 +11,23 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 import shlex
-import shutil
 import stat
-import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .configread import ConfigLoader, KeyLines, Keys, Reader, address_problem
+from .credentials import findable, program_of, run_secret_command
 from .errors import ConfigError
+from .mail.language import LANGUAGES, normalize_language
 from .providers import PROVIDERS, get_provider
+
+__all__ = ["Account", "Config", "Endpoint", "Identity", "MigrationSettings", "NoticeSettings",
+           "TransitionSettings",
+           "address_problem", "find_config", "load_config", "parse_config", "quote_command"]
 
 SECURITY = ("ssl", "starttls", "none")
 DEFAULT_CONFIG = "switchover.yaml"
@@ -79,8 +85,8 @@ class Account:
         for key, command in (("oauth2_token_command", self.oauth2_token_command),
                              ("password_command", self.password_command)):
             if command:
-                program = _program(command)
-                if program and not _findable(program):
+                program = program_of(command)
+                if program and not findable(program):
                     what = "OAuth2 token" if key.startswith("oauth2") else "password"
                     return (f"{whose} {what} comes from the command '{command}' "
                             f"({self.side}.{key}), but '{program}' is not found; install it or "
@@ -101,9 +107,9 @@ class Account:
             return self.runtime_secret
         where = f"{self.side}."
         if self.oauth2_token_command:
-            return _run_secret_command(self.oauth2_token_command, where + "oauth2_token_command")
+            return run_secret_command(self.oauth2_token_command, where + "oauth2_token_command")
         if self.password_command:
-            return _run_secret_command(self.password_command, where + "password_command")
+            return run_secret_command(self.password_command, where + "password_command")
         if self.password_env:
             value = os.environ.get(self.password_env)
             if value:
@@ -155,6 +161,21 @@ class TransitionSettings:
 
 
 @dataclass(frozen=True)
+class NoticeSettings:
+    """The change notice (core/notify/, issue 12): texts, pacing, the final reminder."""
+    reason: str = ""                          # optional one-line reason shown in the notice
+    internal_domains: tuple[str, ...] = ()    # colleagues' domains besides the new address's
+    vcard: bool = True                        # attach the new contact as a vCard
+    templates: Path | None = None             # the user's template directory (overrides built-ins)
+    final_reminder_days: int = 14             # the final reminder goes this many days before close
+    per_hour: int | None = None               # pacing; None = the provider's preset
+    per_day: int | None = None
+    signature: str = ""                       # "" = identity.signature, else one built from below
+    company: str = ""                         # "" = identity.company
+    phone: str = ""                           # shown in the built signature and the vCard
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     identity: Identity
@@ -163,50 +184,11 @@ class Config:
     state: Path
     migration: MigrationSettings = MigrationSettings()
     transition: TransitionSettings = TransitionSettings()
+    notices: NoticeSettings = NoticeSettings()
     warnings: tuple[str, ...] = ()
 
     def account(self, side: str) -> Account:
         return self.old if side == "old" else self.new
-
-
-def _program(command: str) -> str:
-    """The program a shell command line starts ('' when it cannot be told)."""
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        return ""
-    for w in words:
-        if _ASSIGNMENT.match(w):
-            continue                      # FOO=bar prog ...
-        return w
-    return ""
-
-
-_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
-
-
-def _findable(program: str) -> bool:
-    if "/" in program:
-        return os.access(os.path.expanduser(program), os.X_OK)
-    # a shell builtin or keyword (echo, printf, cat <<) is not on PATH but runs
-    return shutil.which(program) is not None or program in _SHELL_WORDS
-
-
-_SHELL_WORDS = {"echo", "printf", "cat", "read", "eval", "exec", "test", "[", "command", "set",
-                "if", "for", "while", "{", "(", "true", "false", "."}
-
-
-def _run_secret_command(command: str, key: str) -> str:
-    try:
-        out = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60)
-    except subprocess.TimeoutExpired:
-        raise ConfigError(f"{key} did not finish within 60 seconds.") from None
-    if out.returncode != 0:
-        raise ConfigError(f"{key} failed (exit {out.returncode}); run it by hand to see why.")
-    value = out.stdout.strip().splitlines()[0] if out.stdout.strip() else ""
-    if not value:
-        raise ConfigError(f"{key} printed nothing.")
-    return value
 
 
 def find_config(explicit: str | os.PathLike[str] | None) -> Path:
@@ -218,168 +200,13 @@ def find_config(explicit: str | os.PathLike[str] | None) -> Path:
     return Path(DEFAULT_CONFIG)
 
 
-class _Lines:
-    """Maps dotted key paths to line numbers of a YAML document, and finds keys written
-    twice in one mapping (YAML loaders keep the last one silently)."""
-
-    def __init__(self, text: str) -> None:
-        self.lines: dict[str, int] = {}
-        self.duplicates: list[tuple[str, int, int]] = []     # (key, first line, second line)
-        try:
-            node = yaml.compose(text, Loader=_Loader)
-        except yaml.YAMLError:
-            node = None
-        if node is not None:
-            self._walk(node, "")
-
-    def _walk(self, node: yaml.Node, prefix: str) -> None:
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[str, int] = {}
-            for k, v in node.value:
-                if not isinstance(k, yaml.ScalarNode) or k.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = f"{prefix}{k.value}"
-                line = k.start_mark.line + 1
-                if k.value in seen:
-                    self.duplicates.append((key, seen[k.value], line))
-                else:
-                    seen[k.value] = line
-                    self.lines[key] = line
-                self._walk(v, key + ".")
-
-    def at(self, key: str) -> str:
-        line = self.lines.get(key)
-        while line is None and "." in key:
-            key = key.rsplit(".", 1)[0]
-            line = self.lines.get(key)
-        return f" (line {line})" if line else ""
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that leaves dates as text: the config reader checks them itself and
-    names key and line (YAML's own parser turns 2027-02-30 into a bare ValueError)."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-
-
-class _Reader:
-    def __init__(self, lines: _Lines) -> None:
-        self.lines = lines
-
-    def fail(self, key: str, what: str) -> ConfigError:
-        return ConfigError(f"config key '{key}'{self.lines.at(key)}: {what}")
-
-    def mapping(self, data: Any, key: str, allowed: set[str], required: bool = True) -> dict:
-        if data is None:
-            if required:
-                raise self.fail(key, "is missing.")
-            return {}
-        if not isinstance(data, dict):
-            raise self.fail(key, "must be a mapping of keys.")
-        for k in data:
-            if k not in allowed:
-                sub = f"{key}.{k}" if key else str(k)
-                raise self.fail(sub, f"is not a known key (expected one of: {', '.join(sorted(allowed))}).")
-        return data
-
-    def string(self, data: dict, key: str, name: str, default: str | None = None,
-               required: bool = False) -> str | None:
-        value = data.get(name, default)
-        full = f"{key}.{name}" if key else name
-        if value is None:
-            if required:
-                raise self.fail(full, "is missing.")
-            return None
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str):
-            raise self.fail(full, "must be text.")
-        value = value.strip()
-        if required and not value:
-            raise self.fail(full, "is empty.")
-        return value
-
-    def integer(self, data: dict, key: str, name: str, default: int, lo: int = 0, hi: int = 10**12) -> int:
-        value = data.get(name, default)
-        full = f"{key}.{name}"
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(full, "must be a whole number.")
-        if not lo <= value <= hi:
-            raise self.fail(full, f"must be between {lo} and {hi}.")
-        return value
-
-    def number(self, data: dict, key: str, name: str, default: float, lo: float = 0.0) -> float:
-        value = data.get(name, default)
-        full = f"{key}.{name}"
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(full, "must be a number.")
-        if value < lo:
-            raise self.fail(full, f"must be at least {lo}.")
-        return float(value)
-
-    def boolean(self, data: dict, key: str, name: str, default: bool) -> bool:
-        value = data.get(name, default)
-        if not isinstance(value, bool):
-            raise self.fail(f"{key}.{name}", "must be true or false.")
-        return value
-
-    def strings(self, data: dict, key: str, name: str) -> tuple[str, ...]:
-        value = data.get(name) or []
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.fail(f"{key}.{name}", "must be a list of text.")
-        return tuple(value)
-
-    def date(self, data: dict, key: str, name: str) -> dt.date | None:
-        value = data.get(name)
-        if value is None or value == "":
-            return None
-        if isinstance(value, dt.datetime):
-            return value.date()
-        if isinstance(value, dt.date):
-            return value
-        m = _DATE.fullmatch(str(value).strip())
-        if not m:
-            raise self.fail(f"{key}.{name}", f"must be a date like 2027-03-31, not '{value}'.")
-        try:
-            return dt.date(int(m[1]), int(m[2]), int(m[3]))
-        except ValueError as e:
-            raise self.fail(f"{key}.{name}", f"'{value}' is not a day of the calendar ({e}).") from None
-
-
-_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
-# one address: a local part without spaces or '@', a domain of dot-separated labels
-_LOCAL = re.compile(r"[^\s@\"(),:;<>\[\\\]]+")
-_LABEL = re.compile(r"(?!-)[\w-]{1,63}(?<!-)")
-
-
-def address_problem(value: str) -> str | None:
-    """None when ``value`` looks like one deliverable-form email address (name@domain.tld,
-    Unicode allowed), else why not, as the end of a sentence. No DNS lookup."""
-    if not value or value.count("@") != 1:
-        return "must be one email address like name@company.example"
-    local, domain = value.split("@")
-    if not local or not _LOCAL.fullmatch(local) or local.startswith(".") or local.endswith(".") \
-            or ".." in local or len(local) > 64:
-        return f"'{value}' is not an email address (the part before '@' is not valid)"
-    labels = domain.rstrip(".").split(".") if domain else []
-    if len(labels) < 2 or not all(_LABEL.fullmatch(lbl) and "_" not in lbl for lbl in labels) \
-            or labels[-1].isdigit() or len(domain) > 253:
-        return f"'{value}' is not an email address (the domain after '@' is not valid)"
-    return None
-
-
 ACCOUNT_KEYS = {"provider", "imap", "smtp", "username", "password_env", "password_command",
                 "oauth2_token_command", "password", "tls_verify", "max_connections", "sieve",
                 "daily_download_mb", "daily_upload_mb", "max_message_mb"}
 ENDPOINT_KEYS = {"host", "port", "security"}
 
 
-def _endpoint(r: _Reader, data: Any, key: str, host: str | None, port: int, security: str,
+def _endpoint(r: Reader, data: Any, key: str, host: str | None, port: int, security: str,
               required: bool) -> Endpoint | None:
     if data is None and not host:
         if required:
@@ -396,17 +223,19 @@ def _endpoint(r: _Reader, data: Any, key: str, host: str | None, port: int, secu
     return Endpoint(h, p, s)
 
 
-def _account(r: _Reader, data: Any, side: str, warnings: list[str], file_mode: int) -> Account:
+def _account(r: Reader, data: Any, side: str, warnings: list[str], file_mode: int) -> Account:
     d = r.mapping(data, side, ACCOUNT_KEYS)
     provider_key = r.string(d, side, "provider", "custom") or "custom"
     if provider_key not in PROVIDERS:
         raise r.fail(f"{side}.provider", f"'{provider_key}' is not known (use one of: {', '.join(PROVIDERS)}).")
     prov = get_provider(provider_key)
     imap = _endpoint(r, d.get("imap"), f"{side}.imap", prov.imap_host, prov.imap_port, "ssl", True)
+    if imap is None:        # required: _endpoint raised; this tells the type checker
+        raise r.fail(f"{side}.imap", "is missing.")
     smtp_default_port = prov.smtp_port
     smtp = _endpoint(r, d.get("smtp"), f"{side}.smtp", prov.smtp_host, smtp_default_port,
                      prov.smtp_security, False)
-    username = r.string(d, side, "username", required=True)
+    username = r.text(d, side, "username")
     sources = [k for k in ("password_env", "password_command", "oauth2_token_command", "password") if d.get(k)]
     if len(sources) > 1:
         raise r.fail(f"{side}.{sources[1]}", f"conflicts with {side}.{sources[0]}; keep one way to get the secret.")
@@ -439,7 +268,7 @@ def _account(r: _Reader, data: Any, side: str, warnings: list[str], file_mode: i
     )
 
 
-def _cap(r: _Reader, d: dict, side: str, name: str, default: int | None) -> int | None:
+def _cap(r: Reader, d: Keys, side: str, name: str, default: int | None) -> int | None:
     """A size limit in MB (10**6 bytes, fractions allowed) → bytes; 0 = no limit; unset =
     the provider's value."""
     if d.get(name) is None:
@@ -448,7 +277,7 @@ def _cap(r: _Reader, d: dict, side: str, name: str, default: int | None) -> int 
     return int(mb * 10**6) or None
 
 
-TOP_KEYS = {"identity", "old", "new", "state", "migration", "transition"}
+TOP_KEYS = {"identity", "old", "new", "state", "migration", "transition", "notices"}
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -465,7 +294,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except UnicodeDecodeError:
         raise ConfigError(f"The config {p} is not UTF-8 text.") from None
     try:
-        data = yaml.load(text, Loader=_Loader)
+        data = yaml.load(text, Loader=ConfigLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -476,8 +305,8 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
 
 def parse_config(data: Any, path: Path, text: str = "", mode: int = 0o600,
                  today: dt.date | None = None) -> Config:
-    lines = _Lines(text)
-    r = _Reader(lines)
+    lines = KeyLines(text)
+    r = Reader(lines)
     if data is None:
         raise ConfigError(f"The config {path} is empty.")
     if lines.duplicates:
@@ -489,10 +318,10 @@ def parse_config(data: Any, path: Path, text: str = "", mode: int = 0o600,
     ident = r.mapping(top.get("identity"), "identity",
                       {"name", "company", "old_address", "new_address", "language", "signature"})
     identity = Identity(
-        name=r.string(ident, "identity", "name", required=True),
+        name=r.text(ident, "identity", "name"),
         company=r.string(ident, "identity", "company", "") or "",
-        old_address=r.string(ident, "identity", "old_address", required=True),
-        new_address=r.string(ident, "identity", "new_address", required=True),
+        old_address=r.text(ident, "identity", "old_address"),
+        new_address=r.text(ident, "identity", "new_address"),
         language=r.string(ident, "identity", "language", "en") or "en",
         signature=r.string(ident, "identity", "signature", "") or "",
     )
@@ -544,13 +373,54 @@ def parse_config(data: Any, path: Path, text: str = "", mode: int = 0o600,
         handled_on_action=r.boolean(t, "transition", "handled_on_action", True),
     )
     _check_dates(r, transition, warnings, today or dt.date.today())
+    notices = _notices(r, top.get("notices"), path, warnings)
     return Config(path=path, identity=identity, old=old, new=new, state=state,
-                  migration=migration, transition=transition, warnings=tuple(warnings))
+                  migration=migration, transition=transition, notices=notices,
+                  warnings=tuple(warnings))
 
 
-def _language(r: _Reader, value: str) -> str:
+NOTICE_KEYS = {"reason", "internal_domains", "vcard", "templates", "final_reminder_days",
+               "per_hour", "per_day", "signature", "company", "phone"}
+
+
+def _notices(r: Reader, data: Any, path: Path, warnings: list[str]) -> NoticeSettings:
+    n = r.mapping(data, "notices", NOTICE_KEYS, required=False)
+    domains = []
+    for d in r.strings(n, "notices", "internal_domains"):
+        domain = d.strip().lstrip("@").rstrip(".").lower()
+        if address_problem(f"x@{domain}"):
+            raise r.fail("notices.internal_domains", f"'{d}' is not a domain name "
+                                                     f"(write it like company.example).")
+        domains.append(domain)
+    templates = None
+    folder = r.string(n, "notices", "templates")
+    if folder:
+        templates = Path(os.path.expanduser(folder))
+        if not templates.is_absolute():
+            templates = path.resolve().parent / templates
+        if templates.exists() and not templates.is_dir():
+            raise r.fail("notices.templates", f"{templates} is a file, not a directory of templates.")
+        if not templates.exists():
+            warnings.append(f"notices.templates{r.lines.at('notices.templates')} names {templates}, "
+                            f"which does not exist: the built-in texts are used (write them there "
+                            f"with 'switchover notify --templates {folder}').")
+    pacing = {k: None if n.get(k) is None else r.integer(n, "notices", k, 0, 1, 100_000)
+              for k in ("per_hour", "per_day")}
+    return NoticeSettings(
+        reason=" ".join((r.string(n, "notices", "reason", "") or "").split()),
+        internal_domains=tuple(domains),
+        vcard=r.boolean(n, "notices", "vcard", True),
+        templates=templates,
+        final_reminder_days=r.integer(n, "notices", "final_reminder_days", 14, 1, 365),
+        per_hour=pacing["per_hour"], per_day=pacing["per_day"],
+        signature=r.string(n, "notices", "signature", "") or "",
+        company=r.string(n, "notices", "company", "") or "",
+        phone=r.string(n, "notices", "phone", "") or "",
+    )
+
+
+def _language(r: Reader, value: str) -> str:
     """The reply language as a code switchover has texts for ('zh-CN', 'Chinese' → 'zh')."""
-    from .mail.templates import LANGUAGES, normalize_language   # templates imports this module
     code = normalize_language(value)
     if code is None:
         raise r.fail("identity.language", f"'{value}' is not a language switchover writes "
@@ -558,7 +428,7 @@ def _language(r: _Reader, value: str) -> str:
     return code
 
 
-def _check_dates(r: _Reader, t: TransitionSettings, warnings: list[str], today: dt.date) -> None:
+def _check_dates(r: Reader, t: TransitionSettings, warnings: list[str], today: dt.date) -> None:
     if t.start and t.close_date and t.start > t.close_date:
         raise r.fail("transition.close_date", f"{t.close_date} is before transition.start "
                                               f"({t.start}); the old address cannot close before "

@@ -46,5 +46,16 @@ class Blocking:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
 
+    async def run_to_end(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``run``, except that a cancelled caller still waits for ``fn`` to end before
+        the cancellation goes on: a batch being written completes, and nothing the caller
+        cleans up next (a connection, an index) is closed under it."""
+        future = asyncio.ensure_future(self.run(fn, *args, **kwargs))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            await asyncio.wait([future])
+            raise
+
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -59,16 +59,24 @@ class Engine:
         from .checklist import Checklist
         from .migrate.migration import Migration
         from .transition.actions import Actions
+        from .transition.arrivals import Arrivals
         from .transition.autoreply import AutoReply
         from .transition.people import Correspondents
         from .transition.watch import Monitor
-        self.checklist: Checklist = Checklist(self)
-        self.correspondents: Correspondents = Correspondents(self)
-        self.migration: Migration = Migration(self)
-        self.backups: Backups = Backups(self)
-        self.actions: Actions = Actions(self)
-        self.monitor: Monitor = Monitor(self)
-        self.autoreply: AutoReply = AutoReply(self)
+        self.arrivals: Arrivals = Arrivals(self.store)
+        self.checklist: Checklist = Checklist(self.store, self.bus, self.accounts, self.blocking, self.config,
+                                              arrivals=self.arrivals)
+        self.correspondents: Correspondents = Correspondents(self.store, self.bus, self.accounts, self.blocking,
+                                                             self.config, self.arrivals)
+        self.migration: Migration = Migration(self.store, self.bus, self.accounts, self.blocking,
+                                              self.config, self.placements)
+        self.backups: Backups = Backups(self.store, self.bus, self.accounts, self.blocking, self.config,
+                                        self.placements)
+        self.actions: Actions = Actions(self.store, self.bus, self.accounts, self.blocking, self.config,
+                                        self.arrivals, self.correspondents, self.placements)
+        self.monitor: Monitor = Monitor(self.store, self.bus, self.accounts, self.blocking, self.config,
+                                        self.arrivals, self.correspondents, self.migration.snapshot)
+        self.autoreply: AutoReply = AutoReply(self.store, self.bus, self.accounts, self.blocking, self.config)
 
     # -- life cycle ---------------------------------------------------------------------
     @classmethod
@@ -87,6 +95,7 @@ class Engine:
             await self.actions.stop()
         except Exception:
             pass
+        await self.backups.join()      # the batch in flight ends and the run is recorded
         try:
             await self.bus.drain()
         finally:

@@ -52,10 +52,12 @@ class StateFileError(SwitchoverError):
     exit_code = 2
 
 
-def sentence(exc: BaseException, *, limit: int = 300) -> str:
+def sentence(exc: BaseException, *, limit: int = 300, named: bool = True) -> str:
     """The one way an exception becomes words for a person: a SwitchoverError's own
     sentence; otherwise the exception's text (bytes reprs unwrapped, whitespace folded),
-    prefixed with its class name when the text alone would not say what happened."""
+    prefixed with its class name when the text alone would not say what happened.
+    ``named=False`` never adds the class name (the caller's sentence already says what
+    happened and quotes a server's own words, e.g. its answer to LOGIN)."""
     if isinstance(exc, SwitchoverError):
         return exc.message
     text = str(exc).strip()
@@ -67,4 +69,4 @@ def sentence(exc: BaseException, *, limit: int = 300) -> str:
         return name
     if isinstance(exc, OSError) and exc.strerror:
         text = exc.strerror + (f" ({exc.filename})" if exc.filename else "")
-    return (text if len(text) > 12 or name in text else f"{name}: {text}")[:limit]
+    return (text if not named or len(text) > 12 or name in text else f"{name}: {text}")[:limit]

@@ -117,10 +117,39 @@ class Proven(Event):
     evidence: str
     #: an explicit check may take a proof back; a background attempt only notes its failure
     explicit: bool = True
+    #: what was checked (e.g. a backup directory): a failure takes back only a proof whose
+    #: evidence names the same subject; "" = any
+    subject: str = ""
 
 
 Subscriber = Callable[[Event], None]
 Handler = Callable[[Event], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class NoticeChanged(Event):
+    """A change notice (or final reminder, or internal notice) to one person changed state.
+    core/notify publishes it; the people's owner (core/transition/people.py) subscribes and
+    keeps its per-person "notified" / "bounced" marks, so neither calls the other."""
+    address: str
+    campaign: str            # "notice" | "internal" | "final" | "test"
+    state: str               # "queued" | "sending" | "sent" | "doubt" | "failed" | "bounced" | "cancelled"
+    detail: str = ""
+    at: float = 0.0          # when it happened (time.time()); 0 = now
+
+
+@dataclass(frozen=True)
+class CampaignProgress(Event):
+    """A running campaign's counts, for a progress line or pane."""
+    campaign: str
+    sent: int
+    total: int
+    failed: int = 0
+    doubt: int = 0
+    state: str = "running"   # "running" | "waiting" (pacing) | "paused" | "done" | "stopped"
+    rate_per_hour: float = 0.0
+    eta_seconds: float | None = None
+    detail: str = ""
 
 
 @dataclass

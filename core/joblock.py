@@ -106,7 +106,7 @@ class JobLock:
         if not _try_lock(fd):
             info = self._read(fd)
             os.close(fd)
-            raise JobBusy(self._sentence(info), info)
+            raise JobBusy(self._refusal(info), info)
         self._fd = fd
         data = json.dumps(self._info()).encode()
         try:
@@ -149,7 +149,7 @@ class JobLock:
         except (OSError, ValueError):
             return {}
 
-    def _sentence(self, info: dict[str, Any]) -> str:
+    def _refusal(self, info: dict[str, Any]) -> str:
         verb = VERBS.get(self.kind, f"running {self.kind}")
         who = f"process {info['pid']}" if info.get("pid") else "another process"
         cmd = f" ('{info['command']}')" if info.get("command") else ""

@@ -77,6 +77,11 @@ class Job:
         self.cancel()
 
     # -- inside the job -------------------------------------------------------------------
+    def started(self) -> None:
+        """Planning is over: the job runs (a pause asked while planning stays asked)."""
+        if self.state == "planning":
+            self._set("running")
+
     async def checkpoint(self) -> None:
         """Wait while paused; raise Cancelled once cancelled."""
         if self._cancel:

@@ -14,9 +14,9 @@ follow (issue 9):
   (kill -9, power loss) or by a connection that broke mid-APPEND are *unsettled*: their
   bytes may still reach the server after the next run has looked. The next run defers
   those identities and checks the destination again before it copies them (see
-  ``core/migrate.py``).
+  core/migrate/settler.py).
 
-This module owns the table; nothing else writes it.
+This module owns the table: every SQL statement on ``placements`` is here.
 """
 
 from __future__ import annotations
@@ -107,10 +107,10 @@ class Placements:
             if stood_in:
                 await db.executemany("UPDATE placements SET matched=? WHERE id=?", stood_in)
             ids: list[int] = []
-            for row in rows:
+            for values in rows:
                 async with db.execute(
                         "INSERT INTO placements(folder, identity, owner, ref, pid, host, state, started) "
-                        "VALUES(?, ?, ?, ?, ?, ?, 'sending', ?)", row) as cur:
+                        "VALUES(?, ?, ?, ?, ?, ?, 'sending', ?)", values) as cur:
                     ids.append(int(cur.lastrowid or 0))
         it = iter(ids)
         return [next(it) if x == -1 else None for x in out]
@@ -162,7 +162,8 @@ class Placements:
             ids: list[int] = []
             if rows:
                 async with db.execute("SELECT COALESCE(MAX(id), 0) FROM placements") as cur:
-                    first = (await cur.fetchone())[0]
+                    top = await cur.fetchone()
+                first = top[0] if top is not None else 0
                 await db.executemany(
                     "INSERT INTO placements(folder, identity, owner, ref, pid, host, state, started) "
                     "VALUES(?, ?, ?, ?, ?, ?, 'sending', ?)", rows)
@@ -230,6 +231,22 @@ class Placements:
         if include_live:
             return rows
         return [p for p in rows if not (p.pid != os.getpid() and pid_alive(p.pid))]
+
+    async def placed_by(self, owner: str, folder: str, uidvalidity: int, identity: str) -> list[int]:
+        """UIDs of the copies of ``identity`` that ``owner`` placed in ``folder``, newest first."""
+        rows = await self.store.fetchall(
+            "SELECT uid FROM placements WHERE folder=? AND uidvalidity=? AND identity=? "
+            "AND owner=? AND state='placed' AND uid IS NOT NULL ORDER BY uid DESC",
+            (folder, uidvalidity, identity, owner))
+        return [int(row[0]) for row in rows]
+
+    async def forget_uids(self, folder: str, uidvalidity: int, uids: Sequence[int]) -> None:
+        """These copies are gone from ``folder`` (their writer removed them)."""
+        for k in range(0, len(uids), 500):
+            part = list(uids[k:k + 500])
+            await self.store.run(
+                f"DELETE FROM placements WHERE folder=? AND uidvalidity=? AND "
+                f"uid IN ({','.join('?' * len(part))})", (folder, uidvalidity, *part))
 
     async def live_for(self, folder: str, identity: str) -> list[Placement]:
         rows = await self.store.fetchall(

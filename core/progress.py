@@ -1,5 +1,6 @@
-"""The one progress meter (rate over a sliding window, ETA) and the one way sizes, rates
-and durations are written for people — used by migrate, backup and import, and by both
+"""The one progress meter (rate over a sliding window, ETA), the per-folder tally a
+job reports as ``FolderProgress``, the one batcher, and the one way sizes, rates and
+durations are written for people — used by migrate, backup and import, and by both
 faces (the CLI's progress line and the dashboard's tables).
 """
 
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, TypeVar
 
 import humanize
+
+from .events import FolderProgress
 
 T = TypeVar("T")
 
@@ -55,6 +58,42 @@ class Meter:
         return bytes_left / rate.bytes_per_s if rate.bytes_per_s > 0 else None
 
 
+@dataclass
+class Tally:
+    """What one folder of a job has done so far: the numbers of its FolderProgress."""
+
+    job: str
+    source: str
+    destination: str
+    total: int = 0
+    total_bytes: int = 0
+    done: int = 0            # already there included
+    done_bytes: int = 0
+    already: int = 0
+    refused: int = 0
+    errors: int = 0
+
+    def add(self, messages: int = 1, nbytes: int = 0) -> None:
+        """Messages this run wrote or uploaded."""
+        self.done += messages
+        self.done_bytes += nbytes
+
+    def found(self, messages: int = 1, nbytes: int = 0) -> None:
+        """Messages that were there already."""
+        self.already += messages
+        self.add(messages, nbytes)
+
+    def event(self, state: str, rate: Rate | None = None) -> FolderProgress:
+        rate = rate or Rate(0.0, 0.0)
+        left = max(self.total_bytes - self.done_bytes, 0)
+        return FolderProgress(
+            job=self.job, source=self.source, destination=self.destination, state=state,
+            total_messages=self.total, total_bytes=self.total_bytes, done_messages=self.done,
+            done_bytes=self.done_bytes, already_there=self.already, refused=self.refused,
+            errors=self.errors, msgs_per_s=rate.msgs_per_s, bytes_per_s=rate.bytes_per_s,
+            eta_s=Meter.eta(left, rate) if left else None)
+
+
 def batches(items: Iterable[T], count: int, nbytes: int,
             size: Callable[[T], int]) -> Iterator[list[T]]:
     """Split ``items`` into runs of at most ``count`` items and ``nbytes`` bytes (an item
@@ -73,7 +112,10 @@ def batches(items: Iterable[T], count: int, nbytes: int,
 
 
 def fmt_bytes(n: float) -> str:
-    """1,234,567 → '1.2 MB' (decimal units, as providers state quotas)."""
+    """1,234,567 → '1.2 MB' (decimal units, as providers state quotas); whole bytes
+    below 1,000 ('0 B', '999 B'), never humanize's 'Bytes'."""
+    if abs(n) < 1000:
+        return f"{n:.0f} B"
     return humanize.naturalsize(n, binary=False, format="%.1f")
 
 
@@ -82,13 +124,16 @@ def fmt_rate(bytes_per_s: float) -> str:
 
 
 def fmt_eta(seconds: float | None) -> str:
-    """Seconds → 'm:ss' or 'h:mm:ss'; '--:--' when unknown."""
+    """'42s', '3m05s', '2h07m' (six cells up to 99 hours: the dashboard's ETA column);
+    '--:--' when unknown."""
     if seconds is None or seconds < 0:
         return "--:--"
     s = int(seconds)
-    h, rest = divmod(s, 3600)
-    m, sec = divmod(rest, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
+    if s >= 3600:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
 
 
 def fmt_duration(seconds: float) -> str:

@@ -1,7 +1,11 @@
 """The single source of truth: one SQLite file (WAL), a versioned schema, aiosqlite access.
 
-Modules keep their own SQL next to their logic; this module owns the connection, the
-schema and its forward migrations. No secret is ever written here.
+Modules keep their own SQL next to their logic (core/schema.py says who owns which
+table); this module owns the connection, applying the schema's forward migrations, and
+the tables every job shares: ``settings`` (get_setting / set_setting), ``runs``
+(start_run / end_run) and ``meta``. Every problem with the file itself (read-only,
+damaged, locked too long, full) is raised as :class:`StateFileError` (exit 2), so callers
+tell it from a mail server's trouble by its type. No secret is ever written here.
 """
 
 from __future__ import annotations
@@ -11,111 +15,18 @@ import json
 import os
 import sqlite3
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterable, Sequence
+from typing import IO, Any, AsyncIterator, Iterable, Iterator, Sequence
 
 import aiosqlite
 
-from .errors import SwitchoverError
+from .errors import StateFileError
+from .schema import MIGRATIONS, SCHEMA_VERSION
 
-# Each entry upgrades the schema by one version; never edit a released entry, append.
-MIGRATIONS: list[str] = [
-    # v1
-    """
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
-    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT);
-    CREATE TABLE runs (
-        id INTEGER PRIMARY KEY, job TEXT NOT NULL, started REAL NOT NULL, ended REAL,
-        outcome TEXT, summary TEXT);
-    CREATE TABLE folders (
-        id INTEGER PRIMARY KEY, side TEXT NOT NULL, name TEXT NOT NULL, delimiter TEXT,
-        special TEXT, uidvalidity INTEGER, uidnext INTEGER, messages INTEGER, bytes INTEGER,
-        mapped_to TEXT, state TEXT, updated REAL, UNIQUE (side, name));
-    -- one row per source message (per folder occurrence)
-    CREATE TABLE messages (
-        id INTEGER PRIMARY KEY, identity TEXT NOT NULL, message_id TEXT,
-        src_folder TEXT NOT NULL, src_uidvalidity INTEGER NOT NULL, src_uid INTEGER NOT NULL,
-        size INTEGER, flags TEXT, internaldate TEXT,
-        dst_folder TEXT, dst_uidvalidity INTEGER, dst_uid INTEGER,
-        state TEXT NOT NULL DEFAULT 'planned',   -- planned | copied | present | refused
-        reason TEXT, updated REAL,
-        UNIQUE (src_folder, src_uidvalidity, src_uid));
-    CREATE INDEX messages_identity ON messages (identity);
-    CREATE INDEX messages_dst ON messages (dst_folder, state);
-    -- what the destination holds (learned by header fetch), to skip what is already there
-    CREATE TABLE dest_messages (
-        folder TEXT NOT NULL, uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL,
-        identity TEXT NOT NULL, PRIMARY KEY (folder, uidvalidity, uid));
-    CREATE INDEX dest_identity ON dest_messages (folder, identity);
-    CREATE TABLE backups (
-        id INTEGER PRIMARY KEY, root TEXT NOT NULL, folder TEXT NOT NULL,
-        uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL, identity TEXT NOT NULL,
-        path TEXT, mbox_offset INTEGER, size INTEGER, sha256 TEXT, done REAL,
-        UNIQUE (root, folder, uidvalidity, uid));
-    CREATE TABLE arrivals (
-        id INTEGER PRIMARY KEY, side TEXT NOT NULL, folder TEXT NOT NULL,
-        uidvalidity INTEGER NOT NULL, uid INTEGER NOT NULL, message_id TEXT,
-        sender TEXT, sender_name TEXT, recipients TEXT, subject TEXT, date TEXT,
-        seen_at REAL NOT NULL, size INTEGER, language TEXT, badge TEXT,
-        state TEXT NOT NULL DEFAULT 'new',        -- new | handled
-        preview TEXT, headers TEXT,
-        UNIQUE (side, folder, uidvalidity, uid));
-    CREATE INDEX arrivals_seen ON arrivals (side, seen_at);
-    -- written before anything is sent or appended; a face shows its state in the feed
-    CREATE TABLE actions (
-        id INTEGER PRIMARY KEY, arrival_id INTEGER REFERENCES arrivals(id), kind TEXT NOT NULL,
-        state TEXT NOT NULL DEFAULT 'pending',    -- pending | running | done | failed | cancelled
-        requested REAL NOT NULL, not_before REAL NOT NULL, started REAL, done REAL,
-        recipient TEXT, sent_message_id TEXT, outcome TEXT, attempts INTEGER NOT NULL DEFAULT 0,
-        auto INTEGER NOT NULL DEFAULT 0);
-    CREATE INDEX actions_arrival ON actions (arrival_id);
-    CREATE TABLE correspondents (
-        address TEXT PRIMARY KEY, name TEXT, first_seen TEXT, last_seen TEXT,
-        messages_from INTEGER NOT NULL DEFAULT 0, messages_to INTEGER NOT NULL DEFAULT 0,
-        language TEXT, automated INTEGER NOT NULL DEFAULT 0, customer INTEGER NOT NULL DEFAULT 0,
-        notified REAL, switched REAL, last_reminded REAL, last_old_arrival REAL);
-    CREATE TABLE notices (
-        id INTEGER PRIMARY KEY, address TEXT NOT NULL, state TEXT NOT NULL,
-        requested REAL, sent REAL, message_id TEXT, outcome TEXT);
-    CREATE TABLE checklist (
-        item TEXT PRIMARY KEY, state TEXT NOT NULL DEFAULT 'open',  -- open | done | skipped
-        by TEXT, evidence TEXT, note TEXT, due TEXT, updated REAL);
-    CREATE TABLE autoreply (
-        id INTEGER PRIMARY KEY, installed REAL, removed REAL, script_name TEXT,
-        previous_active TEXT, detail TEXT);
-    """,
-    # v2 (core/importer.py): each upload of `switchover import`, recorded before and after
-    """
-    CREATE TABLE imports (
-        id INTEGER PRIMARY KEY, run_id INTEGER, source TEXT NOT NULL, source_ref TEXT NOT NULL,
-        identity TEXT NOT NULL, to_folder TEXT NOT NULL,
-        state TEXT NOT NULL,                      -- pending | uploaded | refused
-        dst_uidvalidity INTEGER, dst_uid INTEGER, reason TEXT, updated REAL);
-    CREATE INDEX imports_folder ON imports (to_folder, identity);
-    """,
-    # v3: every APPEND into the new mailbox is recorded here before it is sent (migration
-    # batches, forwards, imports): one identity table decides who places a message, and
-    # the appends a dead process left unsettled are known to the next run
-    # (core/placements.py owns it). Arrivals keep the identity of their message.
-    """
-    CREATE TABLE placements (
-        id INTEGER PRIMARY KEY, folder TEXT NOT NULL, identity TEXT NOT NULL,
-        owner TEXT NOT NULL,                      -- migrate | forward | import
-        ref TEXT,                                 -- the owner's key (messages / actions / imports id)
-        pid INTEGER NOT NULL, host TEXT,
-        state TEXT NOT NULL,                      -- sending | placed
-        started REAL NOT NULL, settled REAL, uidvalidity INTEGER, uid INTEGER,
-        matched TEXT);                            -- a migration copy this forward stood in for
-    CREATE INDEX placements_key ON placements (folder, identity);
-    CREATE INDEX placements_state ON placements (state, owner);
-    ALTER TABLE arrivals ADD COLUMN identity TEXT;
-    """,
-]
-
-SCHEMA_VERSION = len(MIGRATIONS)
-
+__all__ = ["Store", "Result", "SCHEMA_VERSION", "StateFileError", "make_private_dirs", "open_private",
+           "state_problem"]
 
 @dataclass(frozen=True)
 class Result:
@@ -142,7 +53,7 @@ def make_private_dirs(path: str | os.PathLike[str]) -> Path:
     return p
 
 
-def open_private(path: str | os.PathLike[str], mode: str = "wb") -> Any:
+def open_private(path: str | os.PathLike[str], mode: str = "wb") -> IO[Any]:
     """``open()`` that creates a missing file as 0600 (readable by the user only); an
     existing file keeps its permissions. ``mode`` is one of open()'s w / a / r+ modes."""
     flags = os.O_CREAT | (os.O_RDWR if "+" in mode or "r" in mode else os.O_WRONLY)
@@ -152,7 +63,7 @@ def open_private(path: str | os.PathLike[str], mode: str = "wb") -> Any:
         flags |= os.O_APPEND
     fd = os.open(path, flags, 0o600)
     try:
-        return os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
+        return os.fdopen(fd, mode) if "b" in mode else os.fdopen(fd, mode, encoding="utf-8")
     except BaseException:
         os.close(fd)
         raise
@@ -170,10 +81,6 @@ def _private_file(p: Path) -> None:
 
 def state_problem(p: Path, e: BaseException) -> str:
     """One sentence for an SQLite or file error on the state file ``p``."""
-    return _sentence(p, e)
-
-
-def _sentence(p: Path, e: BaseException) -> str:
     text = str(e)
     low = text.lower()
     if "readonly" in low or "read-only" in low or isinstance(e, PermissionError):
@@ -185,6 +92,11 @@ def _sentence(p: Path, e: BaseException) -> str:
     if "locked" in low or "busy" in low:
         return (f"The state file {p} stayed locked by another process for too long ({text}).")
     return f"The state file {p} is not usable ({text})."
+
+
+#: SQLite's primary result codes that mean trouble with the file, not with a statement:
+#: PERM, BUSY, LOCKED, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, PROTOCOL, NOTADB
+_FILE_TROUBLE = {3, 5, 6, 8, 10, 11, 13, 14, 15, 26}
 
 
 class _TaskLock:
@@ -236,7 +148,7 @@ class Store:
     BUSY_MS = 30000
 
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
-        self.db = db
+        self._db = db
         self.path = path
         self._write = _TaskLock()
         self._data_version: int | None = None
@@ -248,7 +160,7 @@ class Store:
             _private_file(p)
             db = await aiosqlite.connect(str(p), timeout=cls.BUSY_MS / 1000, isolation_level=None)
         except Exception as e:
-            raise SwitchoverError(_sentence(p, e), exit_code=2) from None
+            raise StateFileError(state_problem(p, e)) from None
         db.row_factory = aiosqlite.Row
         store = cls(db, p)
         try:
@@ -259,19 +171,19 @@ class Store:
                 await db.close()
             except Exception:
                 pass
-            if isinstance(e, SwitchoverError):
+            if isinstance(e, StateFileError):
                 raise
             if isinstance(e, (sqlite3.Error, OSError)):
-                raise SwitchoverError(_sentence(p, e), exit_code=2) from None
+                raise StateFileError(state_problem(p, e)) from None
             raise
         return store
 
     async def _setup(self) -> None:
         # the busy timeout first: another process may be creating the schema right now
-        await self.db.execute(f"PRAGMA busy_timeout={self.BUSY_MS}")
+        await self._db.execute(f"PRAGMA busy_timeout={self.BUSY_MS}")
         await self._wal()
-        await self.db.execute("PRAGMA synchronous=NORMAL")
-        await self.db.execute("PRAGMA foreign_keys=ON")
+        await self._db.execute("PRAGMA synchronous=NORMAL")
+        await self._db.execute("PRAGMA foreign_keys=ON")
         version = (await self._one("PRAGMA user_version"))[0]
         if version > SCHEMA_VERSION:
             raise self._newer(version)
@@ -285,11 +197,11 @@ class Store:
                     raise self._newer(version)
                 for v in range(version, SCHEMA_VERSION):
                     for statement in _statements(MIGRATIONS[v]):
-                        await self.db.execute(statement)
-                    await self.db.execute(f"PRAGMA user_version={v + 1}")
-                await self.db.execute("COMMIT")
+                        await self._db.execute(statement)
+                    await self._db.execute(f"PRAGMA user_version={v + 1}")
+                await self._db.execute("COMMIT")
             except BaseException:
-                await self.db.execute("ROLLBACK")
+                await self._db.execute("ROLLBACK")
                 raise
         else:
             # a read-only file (or folder) opens fine, BEGIN IMMEDIATE too, and fails at the
@@ -297,9 +209,9 @@ class Store:
             # sentence can still say so
             await self._begin()
             try:
-                await self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('opened', '')")
+                await self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('opened', '')")
             finally:
-                await self.db.execute("ROLLBACK")
+                await self._db.execute("ROLLBACK")
         self._data_version = (await self._one("PRAGMA data_version"))[0]
 
     async def _wal(self) -> None:
@@ -310,45 +222,49 @@ class Store:
         asks again."""
         for attempt in range(100):
             try:
-                mode = await self._one("PRAGMA journal_mode")
+                mode = await self._pragma("PRAGMA journal_mode")
                 if mode is not None and str(mode[0]).lower() != "wal":
-                    mode = await self._one("PRAGMA journal_mode=WAL")
+                    mode = await self._pragma("PRAGMA journal_mode=WAL")
                 break
             except sqlite3.OperationalError as e:
                 if attempt == 99 or not ("locked" in str(e).lower() or "busy" in str(e).lower()):
                     raise
                 await asyncio.sleep(0.05)
         if mode is not None and str(mode[0]).lower() != "wal":
-            raise SwitchoverError(f"The state file {self.path} cannot use SQLite's WAL mode "
-                                  f"(journal mode {mode[0]}); put it on a local disk.", exit_code=2)
+            raise StateFileError(f"The state file {self.path} cannot use SQLite's WAL mode "
+                                 f"(journal mode {mode[0]}); put it on a local disk.")
 
-    def _newer(self, version: int) -> SwitchoverError:
-        return SwitchoverError(
+    def _newer(self, version: int) -> StateFileError:
+        return StateFileError(
             f"The state file {self.path} was written by a newer switchover "
-            f"(schema {version}, this one knows {SCHEMA_VERSION}); upgrade switchover.",
-            exit_code=2)
+            f"(schema {version}, this one knows {SCHEMA_VERSION}); upgrade switchover.")
+
+    async def _pragma(self, sql: str) -> Any:
+        """A statement whose raw sqlite3 error the caller looks at (busy: ask again)."""
+        async with self._db.execute(sql) as cur:
+            return await cur.fetchone()
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         async with self._write.hold():
-            async with self.db.execute(sql, params) as cur:
-                return await cur.fetchone()
+            with self._file_errors():
+                async with self._db.execute(sql, params) as cur:
+                    return await cur.fetchone()
 
     async def _begin(self) -> None:
         """BEGIN IMMEDIATE, waiting out a writer of another process beyond the busy
         timeout's single wait (a long migration transaction, a checkpoint)."""
         for attempt in range(6):
             try:
-                await self.db.execute("BEGIN IMMEDIATE")
+                await self._db.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as e:
-                if "locked" not in str(e).lower() and "busy" not in str(e).lower():
-                    raise
-                if attempt == 5:
-                    raise SwitchoverError(_sentence(self.path, e), exit_code=2) from None
+                busy = "locked" in str(e).lower() or "busy" in str(e).lower()
+                if not busy or attempt == 5:
+                    raise StateFileError(state_problem(self.path, e)) from None
                 await asyncio.sleep(0.2 * (attempt + 1))
 
     async def close(self) -> None:
-        await self.db.close()
+        await self._db.close()
 
     async def __aenter__(self) -> "Store":
         return self
@@ -360,8 +276,9 @@ class Store:
     async def run(self, sql: str, params: Sequence[Any] = ()) -> Result:
         """One write statement (its own transaction unless inside ``transaction()``)."""
         async with self._write.hold():
-            async with self.db.execute(sql, params) as cur:
-                return Result(cur.rowcount, cur.lastrowid or 0)
+            with self._file_errors():
+                async with self._db.execute(sql, params) as cur:
+                    return Result(cur.rowcount, cur.lastrowid or 0)
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; returns lastrowid."""
@@ -393,8 +310,9 @@ class Store:
             return await self._read_now(sql, params, one)
 
     async def _read_now(self, sql: str, params: Sequence[Any], one: bool) -> Any:
-        async with self.db.execute(sql, params) as cur:
-            return await cur.fetchone() if one else list(await cur.fetchall())
+        with self._file_errors():
+            async with self._db.execute(sql, params) as cur:
+                return await cur.fetchone() if one else list(await cur.fetchall())
 
     async def scalar(self, sql: str, params: Sequence[Any] = (), default: Any = None) -> Any:
         row = await self.fetchone(sql, params)
@@ -406,19 +324,32 @@ class Store:
         outer transaction."""
         async with self._write.hold() as outer:
             if not outer:
-                yield self.db
+                yield self._db
                 return
             await self._begin()
-            try:
-                yield self.db
-            except BaseException:
+            with self._file_errors():
                 try:
-                    await self.db.execute("ROLLBACK")
-                except Exception:
-                    pass
+                    yield self._db
+                except BaseException:
+                    try:
+                        await self._db.execute("ROLLBACK")
+                    except Exception:
+                        pass
+                    raise
+                else:
+                    await self._db.execute("COMMIT")
+
+    @contextmanager
+    def _file_errors(self) -> Iterator[None]:
+        """SQLite's complaints about the file (read-only, locked past every wait, full,
+        damaged, gone) as StateFileError; a broken constraint or a bad statement stays
+        what it is (a bug to see, not a file to blame)."""
+        try:
+            yield
+        except sqlite3.Error as e:
+            if (getattr(e, "sqlite_errorcode", 0) or 0) & 0xFF not in _FILE_TROUBLE:
                 raise
-            else:
-                await self.db.execute("COMMIT")
+            raise StateFileError(state_problem(self.path, e)) from e
 
     async def changed_elsewhere(self) -> bool:
         """True when another process committed to the state file since the last call

@@ -12,35 +12,39 @@ Ctrl-C and SIGTERM are handled alike: the first asks the running job to stop at 
 point (migrate, backup and import keep what they recorded; ``watch`` stops its watchers
 and exits 0, as a systemd unit expects), a second one stops at once.
 
-The facets record the checklist proofs of what a command proved (migrate, verify,
-backup --verify, autoreply), so the dashboard and the CLI tick the same items.
+This module owns the arguments, the signals, opening the engine and turning errors into
+exit codes; the commands themselves are in switchover/commands.py, what they write in
+switchover/output.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import getpass
 import logging
-import os
 import signal
 import sqlite3
 import sys
-import time
 import traceback
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Awaitable, Callable
 
 from switchover.core.config import Config, find_config, load_config
 from switchover.core.engine import Engine
 from switchover.core.errors import SwitchoverError
-from switchover.core.events import ActionChanged, ArrivalSeen, ConnectionState, Event, LogLine
-from switchover.core.store import make_private_dirs, open_private, state_problem
+from switchover.core.store import state_problem
 
-from .progress import Progress, display_width, fmt_bytes, pad
+from . import cmd_auth, cmd_notify, cmd_people, cmd_prepare, cmd_wrapup, output
+from .commands import COMMANDS, SIDES
+from .output import PIPE_EXIT, PipeClosed, err, warn
 
 log = logging.getLogger("switchover")
+
+#: modules adding commands of one area each: ``add_commands(cmd)`` declares the parsers
+#: (``cmd(name, help)`` returns the sub-parser), ``COMMANDS`` maps each name to its
+#: ``async def (engine, args) -> exit code``, ``SIDES`` the mailboxes it needs passwords for
+AREAS = (cmd_prepare, cmd_people, cmd_notify, cmd_wrapup, cmd_auth)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -104,51 +108,17 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--headless", action="store_true", help="no dashboard: watch for --seconds and print arrivals")
     sp.add_argument("--seconds", type=float, default=20.0)
     sp.add_argument("--dir", metavar="DIR", help="demo state directory")
+    for area in AREAS:      # the commands of each later phase live beside their code
+        area.add_commands(cmd)
     return p
 
 
-# -- helpers ---------------------------------------------------------------------------
-
-class PipeClosed(Exception):
-    """stdout went to a pipe whose reader is gone (``| head``): end quietly, exit 141."""
-
-
-#: set by main: called once when stdout turns out closed (a running watch stops)
-_on_pipe_closed: Callable[[], None] | None = None
-PIPE_EXIT = 141      # 128 + SIGPIPE, what a shell reports for tools that end there
-
-
-def _stdout_gone() -> None:
-    """Point stdout at /dev/null so nothing else (the interpreter's final flush included)
-    fails on the dead pipe, and tell the running command."""
-    global _on_pipe_closed
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):
-        pass
-    hook, _on_pipe_closed = _on_pipe_closed, None
-    if hook is not None:
-        hook()
-
-
-def _say(text: str = "") -> None:
-    try:
-        print(text, flush=True)
-    except BrokenPipeError:
-        _stdout_gone()
-        raise PipeClosed() from None
-
-
-def _warn(text: str) -> None:
-    _err(f"warning: {text}")
-
+# -- running a command ---------------------------------------------------------------
 
 def _config(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config)
     for w in cfg.warnings:
-        _warn(w)
+        warn(w)
     return cfg
 
 
@@ -162,7 +132,7 @@ def _ask_secrets(engine: Engine, sides: tuple[str, ...] = ("old", "new")) -> Non
             continue
         if not sys.stdin.isatty():
             raise SwitchoverError(problem, exit_code=2)
-        _warn(problem)
+        warn(problem)
         engine.set_secret(side, getpass.getpass(f"Password for {acct.username} ({side} mailbox): "))
 
 
@@ -257,377 +227,6 @@ async def _with_engine(args: argparse.Namespace, fn: Callable[[Engine, argparse.
             signals.remove()
 
 
-# -- commands --------------------------------------------------------------------------
-
-async def cmd_check(engine: Engine, args: argparse.Namespace) -> int:
-    results = await engine.checklist.check_logins()
-    ok = True
-    for side, text in results.items():
-        item = await engine.checklist.item(f"login_{side}")
-        good = item.state == "done"
-        ok &= good
-        _say(f"{side:>4}: {'ok' if good else 'FAILED'} — {text}")
-    return 0 if ok else 3
-
-
-def _stoppable(job: Any, running: tuple[str, ...] | None = None) -> Callable[[], bool]:
-    """A graceful stop for Signals: cancel ``job`` when it is in one of ``running``."""
-    def stop() -> bool:
-        if running is not None and getattr(job, "state", None) not in running:
-            return False
-        job.cancel()
-        return True
-    return stop
-
-
-async def cmd_migrate(engine: Engine, args: argparse.Namespace) -> int:
-    # --folder: the migration refuses an unknown or non-selectable folder (exit 2) before
-    # it writes anything, and the plan holds only the folders chosen
-    if args.dry_run:
-        plan = await (engine.migration.plan(folders=args.folder) if args.folder else engine.migration.plan())
-        _print_plan(plan)
-        return 0
-    args.signals.graceful = _stoppable(engine.migration, ("planning", "running", "paused"))
-    progress = Progress()
-    unsubscribe = engine.subscribe(progress)
-    try:
-        summary = await engine.migration.run(folders=args.folder)
-    finally:
-        unsubscribe()
-        progress.finish()
-    _print_summary(summary)
-    if summary.cancelled:
-        return 1
-    return 0 if summary.ok else 1
-
-
-def _print_plan(plan: Any) -> None:
-    """The dry run's table; columns line up by display width (CJK names take two cells)."""
-    width = max([display_width(f.source) for f in plan.folders] + [6])
-    _say(f"{pad('source', width)}  →  destination  (messages, size)")
-    for f in plan.folders:
-        if f.role == "skip":
-            _say(f"{pad(f.source, width)}     skipped: {f.reason}")
-            continue
-        note = "  (only mail no other folder holds)" if f.role == "all_mail" else ""
-        _say(f"{pad(f.source, width)}  →  {f.destination}  ({f.messages:,} messages, "
-             f"{fmt_bytes(f.bytes)}){note}")
-    _say(f"total: {plan.total_messages:,} messages, {fmt_bytes(plan.total_bytes)} "
-         f"in {sum(1 for f in plan.folders if f.role != 'skip')} folders; nothing was written.")
-
-
-def _print_summary(s: Any) -> None:
-    """The migration's own words: its headline, the counts, refusals grouped by cause."""
-    refused = list(s.refused)
-    errors = list(s.errors)
-    _say("")
-    head = s.headline()
-    if head:
-        _say(head[0].upper() + head[1:] + ".")
-    _say(f"transferred   {s.transferred:,}")
-    _say(f"already there {s.already_there:,}")
-    _say(f"refused       {len(refused):,}")
-    _say(f"errors        {len(errors):,}")
-    if s.duplicates_removed:
-        _say(f"extra copies  {s.duplicates_removed:,} removed (left by an interrupted run)")
-    _say(f"speed         {s.msgs_per_s:,.0f} msg/s, {s.bytes_per_s / 1e6:,.1f} MB/s")
-    _say(f"elapsed       {s.elapsed:,.1f} s")
-    if len(refused) <= 20:
-        for r in refused:
-            _say(f"  refused: {r.folder} UID {r.uid} {(r.subject or '')[:50]!r}: {r.reason}")
-    else:   # one line per cause, not hundreds of lines with the same words
-        for cause, n in s.refusal_groups():
-            _say(f"  refused {n:,} messages: {cause}")
-        _say("  (every refused message is listed by 'switchover verify')")
-    for e in errors[:20]:
-        _say(f"  error: {e}")
-    if len(errors) > 20:
-        _say(f"  … and {len(errors) - 20} more errors")
-
-
-async def cmd_verify(engine: Engine, args: argparse.Namespace) -> int:
-    report = await engine.migration.verify()
-    # the report lists subjects of the whole mailbox: written beside the state file unless
-    # --report says where (a relative PATH is the current directory's), private either way
-    path = Path(args.report).expanduser() if args.report else engine.config.state.with_name(
-        f"verify-{dt.datetime.now():%Y%m%d-%H%M%S}.txt")
-    _write_private(path, report.text())
-    for f in report.folders:
-        missing, extra, dup = len(f.missing), len(f.extra), len(f.duplicates)
-        _say(f"{f.verdict:<10} {f.source} → {f.destination}: {f.source_count:,} / {f.dest_count:,}"
-             + (f", {missing} missing" if missing else "") + (f", {dup} duplicates" if dup else "")
-             + (f", {extra} extra (not in the old mailbox)" if extra else "")
-             + (f" ({f.details})" if f.details else ""))
-    _say(f"result: {report.result()}")
-    _say(f"report: {path}")
-    return 0 if report.ok else 1
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a report readable by the user only (0600; folders it creates 0700)."""
-    try:
-        make_private_dirs(path.parent)
-        with open_private(path, "w") as f:
-            f.write(text)
-        os.chmod(path, 0o600)
-    except OSError as e:
-        raise SwitchoverError(f"Cannot write the report {path} ({e.strerror}).", exit_code=2) from None
-
-
-async def cmd_backup(engine: Engine, args: argparse.Namespace) -> int:
-    root = Path(args.dir)
-    if args.verify:
-        report = await engine.backups.verify_backup(root)
-        for problem in report.problems:
-            _say(f"problem: {problem}")
-        messages = sum(f.found for f in report.folders)
-        if report.ok:
-            _say(f"backup {root}: verified, {messages:,} messages in {len(report.folders)} folders, "
-                 f"nothing on the server is missing from it")
-        elif report.unchecked and len(report.unchecked) == len(report.problems):
-            # the files are intact but the comparison with the mailbox did not run
-            _say(f"backup {root}: NOT verified — {messages:,} messages in {len(report.folders)} folders "
-                 f"are intact, but {_listing(report.unchecked)} could not be compared with it, so "
-                 f"mail newer than the backup may be missing from it")
-        else:
-            _say(f"backup {root}: NOT complete")
-        return 0 if report.ok else 1
-    args.signals.graceful = _stoppable(engine.backups)
-    formats = ("mbox", "eml") if args.format == "both" else (args.format,)
-    progress = Progress()
-    unsubscribe = engine.subscribe(progress)
-    try:
-        s = await engine.backups.backup(root, formats=formats)
-    finally:
-        unsubscribe()
-        progress.finish()
-    _say(f"backup {root}: {s.messages_written:,} written, {s.already_there:,} already there, "
-         f"{fmt_bytes(s.bytes_written)} in {s.elapsed:,.1f} s")
-    for e in s.errors[:20]:
-        _say(f"  error: {e}")
-    return 0 if s.ok else 1
-
-
-def _listing(names: list[str], limit: int = 5) -> str:
-    shown = ", ".join(names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
-
-
-async def cmd_import(engine: Engine, args: argparse.Namespace) -> int:
-    args.signals.graceful = _stoppable(engine.backups)
-    progress = Progress()
-    unsubscribe = engine.subscribe(progress)
-    try:
-        s = await engine.backups.import_path(Path(args.path), args.to)
-    finally:
-        unsubscribe()
-        progress.finish()
-    folder = s.folder or args.to
-    _say(f"import {args.path} → {folder}: {s.uploaded:,} uploaded, {s.already_there:,} already there, "
-         f"{len(s.refused):,} refused, {len(s.malformed):,} malformed, {s.elapsed:,.1f} s")
-    for ref, reason in list(s.refused)[:50]:
-        _say(f"  refused {ref}: {reason}")
-    for ref, reason in list(s.malformed)[:50]:
-        _say(f"  malformed {ref}: {reason}")
-    return 0 if s.ok else 1
-
-
-def _arrival_line(a: Any) -> str:
-    when = dt.datetime.fromtimestamp(a.seen_at).strftime("%Y-%m-%d %H:%M")
-    actions = " ".join(f"{k}:{v}" for k, v in (a.actions or {}).items())
-    return f"#{a.id:<5} {when}  [{a.badge}] {a.sender}  {a.subject!r}  {a.state} {actions}".rstrip()
-
-
-async def cmd_watch(engine: Engine, args: argparse.Namespace) -> int:
-    def on_event(ev: Event) -> None:
-        now = dt.datetime.now().strftime("%H:%M:%S")
-        if isinstance(ev, ArrivalSeen) and ev.side == "old":
-            _say(f"{now} arrival #{ev.arrival_id} [{ev.badge}] {ev.sender}: {ev.subject}")
-        elif isinstance(ev, ActionChanged):
-            _say(f"{now} action #{ev.action_id} {ev.kind} (arrival #{ev.arrival_id}): {ev.state}"
-                 + (f" — {ev.detail}" if ev.detail else ""))
-        elif isinstance(ev, ConnectionState):
-            _say(f"{now} {ev.side} mailbox: {ev.state}" + (f" ({ev.detail})" if ev.detail else ""))
-        elif isinstance(ev, LogLine) and ev.level not in ("debug", "info"):
-            _say(f"{now} {ev.level}: {ev.text}")
-
-    unsubscribe = engine.subscribe(on_event)
-    try:
-        if args.once:
-            n = await engine.monitor.catch_up()
-            await engine.actions.run_due()
-            _say(f"{n} new arrival(s)")
-            return 0
-        stop = asyncio.Event()
-
-        def graceful() -> bool:
-            stop.set()
-            return True
-
-        args.signals.graceful = graceful
-        await engine.actions.start()
-        try:
-            await engine.monitor.run(stop)
-        finally:
-            await engine.actions.stop()
-        if args.signals.signum is not None:
-            _err("switchover: watch stopped; the next start catches up from here.")
-        return 0
-    finally:
-        unsubscribe()
-
-
-VERBS = {"forward": "forwarded", "remind": "reminded", "handled": "marked handled"}
-#: how long forward / remind may take before the command gives up waiting (it stays recorded)
-ACTION_TIMEOUT = 120.0
-
-
-async def cmd_action(engine: Engine, args: argparse.Namespace) -> int:
-    """Record the action, carry it out now (unless it was done already) and report.
-
-    The state is read from SQLite, not from events: another switchover (the dashboard,
-    a ``watch``) may hold the same action, and its events never reach this process.
-    """
-    kind, arrival_id = args.command, args.id
-    verb = VERBS[kind]
-    if await engine.monitor.arrival(arrival_id) is None:
-        raise SwitchoverError(f"There is no arrival #{arrival_id}; 'switchover arrivals' lists them.")
-    before = {r.id: r.state for r in await engine.actions.for_arrival(arrival_id)}
-    await engine.actions.reconcile()          # settle one left 'running' by a dead process
-    action_id = await _request(engine, arrival_id, kind, args)
-    row = await engine.actions.get(action_id)
-    if action_id in before and row.state == "done":
-        _say(f"Arrival #{arrival_id} was already {verb}"
-             + (f" ({row.outcome})" if row.outcome and kind != "handled" else "")
-             + ("; nothing was sent again." if kind != "handled" else "."))
-        return 0
-    deadline = time.monotonic() + ACTION_TIMEOUT
-    while True:
-        await engine.actions.run_due()
-        row = await engine.actions.get(action_id)
-        if row.state in ("done", "failed", "cancelled", "doubt"):
-            break
-        retry_later = row.state == "pending" and row.attempts > 0 and row.not_before > time.time() + 1
-        if retry_later or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.3)
-    outcome = (row.outcome or "").strip()
-    if row.state == "done":
-        _say(f"Arrival #{arrival_id} {verb}" + (f": {outcome}." if outcome and kind != "handled" else "."))
-        return 0
-    if row.state == "failed":
-        raise SwitchoverError(f"Arrival #{arrival_id} was not {verb}: {outcome or 'the action failed'}.",
-                              exit_code=1)
-    if row.state == "cancelled":
-        raise SwitchoverError(f"The {kind} of arrival #{arrival_id} was cancelled before anything was sent.",
-                              exit_code=1)
-    if row.state == "doubt":
-        raise SwitchoverError(
-            f"Arrival #{arrival_id} may or may not have been {verb}: {outcome or 'the server did not confirm'}; "
-            f"it is not sent again by itself. Check with the recipient, then run "
-            f"'switchover settle {action_id} --delivered' or '--resend'.", exit_code=1)
-    raise SwitchoverError(f"Arrival #{arrival_id} is not {verb} yet ({row.state}"
-                          + (f": {outcome}" if outcome else "") + "); the dashboard or 'switchover watch' "
-                          f"carries it out, or run this command again later.", exit_code=1)
-
-
-async def _request(engine: Engine, arrival_id: int, kind: str, args: argparse.Namespace) -> int:
-    """Record the action. A reminder to a list or automated sender needs ``--yes``: without
-    it the engine's warning is shown and nothing is recorded (exit 1)."""
-    if kind != "remind":
-        return await engine.actions.request(arrival_id, kind, delay=0)
-    from switchover.core.transition.actions import NeedsConfirmation
-    try:
-        return await engine.actions.request(arrival_id, kind, delay=0, confirmed=args.yes)
-    except NeedsConfirmation as e:
-        warning = (getattr(e, "warning", "") or e.message).strip()
-        raise SwitchoverError(f"{warning.rstrip('.')}; run again with --yes to send it anyway.",
-                              exit_code=1) from None
-
-
-async def cmd_settle(engine: Engine, args: argparse.Namespace) -> int:
-    """A send in doubt is never retried by itself; the person decides here."""
-    row = await engine.actions.get(args.action_id)
-    new_id = await engine.actions.resolve_doubt(args.action_id, delivered=args.delivered)
-    if args.delivered:
-        _say(f"Action #{args.action_id} ({row.kind} of arrival #{row.arrival_id}) marked delivered.")
-        return 0
-    deadline = time.monotonic() + ACTION_TIMEOUT
-    while time.monotonic() < deadline:
-        await engine.actions.run_due()
-        new = await engine.actions.get(new_id)
-        if new.state in ("done", "failed", "cancelled", "doubt"):
-            break
-        await asyncio.sleep(0.3)
-    new = await engine.actions.get(new_id)
-    _say(f"Action #{new_id} ({new.kind} of arrival #{new.arrival_id}): {new.state}"
-         + (f" — {new.outcome}" if new.outcome else "") + ".")
-    return 0 if new.state == "done" else 1
-
-
-async def cmd_arrivals(engine: Engine, args: argparse.Namespace) -> int:
-    arrivals = await engine.monitor.arrivals(limit=args.limit)
-    if not arrivals:
-        _say("No arrivals yet; 'switchover watch' (or the dashboard) records them.")
-    for a in arrivals:
-        _say(_arrival_line(a))
-    return 0
-
-
-async def cmd_autoreply(engine: Engine, args: argparse.Namespace) -> int:
-    ar = engine.autoreply
-    close = engine.config.transition.close_date
-    if args.action == "on" and close is not None and close < dt.date.today():
-        raise SwitchoverError(f"transition.close_date is {close}, in the past: an auto-reply ending then "
-                              f"would never answer; set the real closing date in the config first.",
-                              exit_code=2)
-    if args.action == "on":
-        status = await ar.enable(days=args.days, end=close)
-    elif args.action == "off":
-        status = await ar.disable()
-    else:
-        status = await ar.status()
-    if not status.supported:
-        _say(status.detail)
-        if status.steps:
-            _say(f"In the provider's web settings: {status.steps}")
-        return 1 if args.action != "status" else 0
-    _say(f"auto-reply: {'active' if status.active else 'off'}"
-         + (f" (script {status.script_name})" if status.script_name else "")
-         + (f" — {status.detail}" if status.detail else ""))
-    if args.action == "on" and not status.active:
-        return 1
-    return 0
-
-
-async def cmd_checklist(engine: Engine, args: argparse.Namespace) -> int:
-    cl = engine.checklist
-    if args.action != "show":
-        if not args.key:
-            raise SwitchoverError(f"Say which item to {args.action}: switchover checklist {args.action} KEY.")
-        if args.action == "tick":
-            await cl.tick(args.key, True)
-        elif args.action == "untick":
-            await cl.tick(args.key, False)
-        elif args.action == "skip":
-            await cl.skip(args.key)
-        elif args.action == "note":
-            await cl.set_note(args.key, args.text or "")
-    await cl.refresh_evidence()
-    from switchover.core.checklist import PHASES
-    progress = await cl.progress()
-    items = await cl.items()
-    for phase, title in PHASES.items():
-        done, total = progress[phase]
-        _say(f"Phase {phase}: {title}  [{done}/{total}]")
-        for i in (i for i in items if i.phase == phase):
-            box = {"done": "[x]", "skipped": "[-]"}.get(i.state, "[ ]")
-            extra = f" — {i.evidence}" if i.evidence else ""
-            note = f"  note: {i.note}" if i.note else ""
-            _say(f"  {box} {i.key:<15} {i.title}{extra}{note}")
-    return 0
-
-
 def cmd_init(args: argparse.Namespace) -> int:
     from .init import run_init
     return run_init(find_config(args.config), force=args.force)
@@ -651,26 +250,13 @@ def _dashboard(config_path: Path) -> int:
     return run_dashboard(config_path) or 0
 
 
-COMMANDS: dict[str, Callable[[Engine, argparse.Namespace], Awaitable[int]]] = {
-    "check": cmd_check, "migrate": cmd_migrate, "verify": cmd_verify, "backup": cmd_backup,
-    "import": cmd_import, "watch": cmd_watch, "arrivals": cmd_arrivals, "autoreply": cmd_autoreply,
-    "checklist": cmd_checklist, "forward": cmd_action, "remind": cmd_action, "handled": cmd_action,
-    "settle": cmd_settle,
-}
-#: the mailboxes whose password a command needs (asked for on a terminal when missing)
-SIDES = {"import": ("new",), "backup": ("old",), "watch": ("old", "new"), "autoreply": ("old",),
-         "arrivals": (), "checklist": (), "forward": ("old", "new"), "remind": ("old",),
-         "handled": (), "settle": ("old", "new")}
-
-
 def main(argv: list[str] | None = None) -> int:
-    global _on_pipe_closed
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     command = args.command or "dashboard"
     args.signals = signals = Signals()
-    _on_pipe_closed = signals.on_pipe_closed
+    output.on_pipe_closed(signals.on_pipe_closed)
     try:
         if command == "dashboard":
             return _dashboard(find_config(args.config))
@@ -678,26 +264,33 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_init(args)
         if command == "demo":
             return cmd_demo(args)
-        fn = COMMANDS[command]
-        code = asyncio.run(_with_engine(args, fn, SIDES.get(command, ("old", "new"))))
+        commands, sides = dict(COMMANDS), dict(SIDES)
+        for area in AREAS:
+            commands.update(area.COMMANDS)
+            sides.update(area.SIDES)
+        plain = next((a.PLAIN[command] for a in AREAS if command in a.PLAIN), None)
+        if plain is not None:          # a command that needs no engine (no state file)
+            return plain(args)
+        fn = commands[command]
+        code = asyncio.run(_with_engine(args, fn, sides.get(command, ("old", "new"))))
         if signals.pipe_closed:
             return PIPE_EXIT
         if signals.signum is not None and command != "watch":
-            _err(f"switchover: {INTERRUPTED}")
+            err(f"switchover: {INTERRUPTED}")
             return signals.exit_code
         return code
     except (PipeClosed, BrokenPipeError) as e:
         # the reader of our output is gone (`| head`): end quietly, as Unix tools do
         if isinstance(e, BrokenPipeError):
-            _stdout_gone()
+            output.stdout_gone()
         return PIPE_EXIT
     except SwitchoverError as e:
         if signals.pipe_closed:
             return PIPE_EXIT
         if signals.signum is not None and command != "watch":
-            _err(f"switchover: {INTERRUPTED}")
+            err(f"switchover: {INTERRUPTED}")
             return signals.exit_code
-        _err(f"switchover: {e.message}")
+        err(f"switchover: {e.message}")
         return e.exit_code
     except (KeyboardInterrupt, asyncio.CancelledError):
         # KeyboardInterrupt: Ctrl-C before the handlers were in place; CancelledError:
@@ -705,28 +298,21 @@ def main(argv: list[str] | None = None) -> int:
         if signals.pipe_closed:
             return PIPE_EXIT
         if command == "watch" and signals.signum is not None:
-            _err("switchover: watch stopped.")
+            err("switchover: watch stopped.")
             return 0
-        _err(f"switchover: {INTERRUPTED}")
+        err(f"switchover: {INTERRUPTED}")
         return signals.exit_code
     except Exception as e:  # a bug: still one sentence unless --debug
         if signals.signum is not None and command != "watch":
-            _err(f"switchover: {INTERRUPTED}")
+            err(f"switchover: {INTERRUPTED}")
             return signals.exit_code
         if args.debug:
             traceback.print_exc()
-        _err(f"switchover: unexpected error ({e.__class__.__name__}: {e}); "
-             f"run again with --debug for details.")
+        err(f"switchover: unexpected error ({e.__class__.__name__}: {e}); "
+            f"run again with --debug for details.")
         return 70
     finally:
-        _on_pipe_closed = None
-
-
-def _err(text: str) -> None:
-    try:
-        print(text, file=sys.stderr, flush=True)
-    except (BrokenPipeError, ValueError):
-        pass
+        output.on_pipe_closed(None)
 
 
 if __name__ == "__main__":

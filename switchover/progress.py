@@ -1,8 +1,10 @@
-"""The CLI's progress display: one redrawn line on a terminal, periodic lines otherwise.
+"""The CLI's progress display: one redrawn line on a terminal, periodic lines otherwise;
+and the terminal width of text (CJK folder names take two cells).
 
 Fed by engine events (FolderProgress / JobProgress); on a terminal it redraws at most 4
 times a second. Elsewhere (a log, a pipe, a systemd journal) it writes one line every
 ``interval`` seconds and nothing for a job shorter than that: the summary says it all.
+Sizes, rates and times are written the one way both faces share (core/progress.py).
 """
 
 from __future__ import annotations
@@ -13,18 +15,8 @@ import time
 import unicodedata
 from typing import TextIO
 
-import humanize
-
 from switchover.core.events import Event, FolderProgress, JobProgress, LogLine
-
-
-def fmt_eta(seconds: float | None) -> str:
-    if seconds is None or seconds < 0:
-        return "--:--"
-    seconds = int(seconds)
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+from switchover.core.progress import fmt_bytes, fmt_eta, fmt_rate
 
 
 def display_width(text: str) -> int:
@@ -52,10 +44,6 @@ def clip(text: str, width: int) -> str:
         if used > width:
             return text[:i]
     return text
-
-
-def fmt_bytes(n: float) -> str:
-    return humanize.naturalsize(n, binary=False, format="%.1f")
 
 
 class Progress:
@@ -100,7 +88,7 @@ class Progress:
         pct = 100.0 * j.done_messages / j.total_messages if j.total_messages else 100.0
         return (f"{j.job} {pct:5.1f}%  {j.done_messages:,}/{j.total_messages:,} msgs  "
                 f"{fmt_bytes(j.done_bytes)}/{fmt_bytes(j.total_bytes)}  "
-                f"{j.msgs_per_s:,.0f} msg/s  {j.bytes_per_s / 1e6:,.1f} MB/s  "
+                f"{j.msgs_per_s:,.0f} msg/s  {fmt_rate(j.bytes_per_s)}  "
                 f"ETA {fmt_eta(j.eta_s)}  {current}")
 
     def draw(self) -> None:

@@ -1,4 +1,5 @@
-"""Shared pytest fixtures: real servers on loopback (see tests/servers.py).
+"""Shared pytest fixtures: real servers on loopback (see tests/support/servers.py), and the
+one engine fixture family (``engine``, ``make_engine``) every facet's tests use.
 
 ``mailserver`` is one Dovecot (or pymap, when Dovecot is absent or
 SWITCHOVER_TEST_SERVER=pymap) for the whole session; every test gets fresh users, so
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 
@@ -19,15 +20,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-# One module object whether a test says `import servers` or `from tests import servers`.
-import tests.support.servers as _servers  # noqa: E402
-import tests.support.proxy as _proxy  # noqa: E402
-
-sys.modules.setdefault("servers", _servers)
-sys.modules.setdefault("proxy", _proxy)
-
 from tests.support.servers import (MailServer, MailUser, SmtpServer, start_mailserver,  # noqa: E402
-                           start_pymap, write_config)
+                                   start_pymap, write_config)
+
+if TYPE_CHECKING:
+    from switchover.core.engine import Engine
+
+#: ``make_engine(old_user, new_user, *, smtp=None, name="switchover.yaml", **sections)``
+MakeEngine = Callable[..., Awaitable["Engine"]]
 
 
 @pytest.fixture(scope="session")
@@ -75,7 +75,8 @@ def config_path(tmp_path: Path, mailserver: MailServer, old_user: MailUser, new_
 
 
 @pytest.fixture
-async def engine(config_path: Path) -> AsyncIterator["object"]:
+async def engine(config_path: Path) -> AsyncIterator["Engine"]:
+    """An engine on the test's own old and new user and SMTP server (``config_path``)."""
     from switchover.core.config import load_config
     from switchover.core.engine import Engine
     eng = await Engine.open(load_config(config_path))
@@ -86,16 +87,16 @@ async def engine(config_path: Path) -> AsyncIterator["object"]:
 
 
 @pytest.fixture
-async def make_engine(tmp_path: Path, mailserver: MailServer) -> AsyncIterator[Any]:
+async def make_engine(tmp_path: Path, mailserver: MailServer) -> AsyncIterator[MakeEngine]:
     """The one way a test opens an engine on its own users or config sections:
     ``eng = await make_engine(old_user, new_user, smtp=smtp_server, transition={...})``.
     Every engine it made is closed after the test (state file in the test's tmp_path)."""
     from switchover.core.config import load_config
     from switchover.core.engine import Engine
-    made: list[Any] = []
+    made: list[Engine] = []
 
     async def make(old_user: MailUser, new_user: MailUser, *, smtp: SmtpServer | None = None,
-                   name: str = "switchover.yaml", **sections: Any) -> Any:
+                   name: str = "switchover.yaml", **sections: Any) -> Engine:
         path = write_config(tmp_path / name, old_user=old_user, new_user=new_user, server=mailserver,
                             smtp=smtp, **sections)
         eng = await Engine.open(load_config(path))

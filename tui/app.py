@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
@@ -25,19 +25,24 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane
 
+from switchover.core.errors import sentence
 from switchover.core.events import ActionChanged, ArrivalSeen, ConnectionState
 
-from .base import Pane, Serial, person_error
+from .base import Pane, Serial
 from .checklist import ChecklistPane
 from .commands import palette_commands
 from .feed import FeedPane
 from .footer import BoundedFooter
-from .help import HelpScreen, key_label
+from .help import help_for
 from .logins import Logins
 from .migration import MigrationPane
 from .people import PeoplePane
 from .pump import EventPump
 from .status import StatusLine, transition_text
+
+if TYPE_CHECKING:
+    from switchover.core.config import Config
+    from switchover.core.engine import Engine
 
 TABS = (("checklist", "1 Checklist", ChecklistPane), ("migration", "2 Migration", MigrationPane),
         ("feed", "3 Feed", FeedPane), ("people", "4 People", PeoplePane))
@@ -88,11 +93,11 @@ class SwitchoverApp(Logins, App[None]):
         Binding("4", "show_tab('people')", "Show people", show=False, id="app.tab4"),
     ]
 
-    def __init__(self, engine: Any = None, config: Any = None, *,
+    def __init__(self, engine: "Engine | None" = None, config: "Config | str | Path | None" = None, *,
                  clock: Callable[[], dt.datetime] | None = None,
                  start_background: bool = True, initial_tab: str = "checklist") -> None:
         super().__init__()
-        self.engine = engine
+        self.engine: Engine | None = engine
         self._config_arg = config
         self._owns_engine = False
         self.clock: Callable[[], dt.datetime] = clock or (lambda: dt.datetime.now().astimezone())
@@ -147,6 +152,8 @@ class SwitchoverApp(Logins, App[None]):
         if self.engine is None and not await self._open_engine():
             return
         engine = self.engine
+        assert engine is not None
+        self.refresh_bindings()           # the panes' keys act from now on
         self._unsubscribe = engine.subscribe(self.pump.push)
         for side in ("old", "new"):
             self.status.set_connection(side, engine.connection_state.get(side, "unknown"))
@@ -176,15 +183,13 @@ class SwitchoverApp(Logins, App[None]):
         """Log in to both sides: the checklist's login items are proven with the server's
         own answer as evidence. A failure here does not take back a proof that an explicit
         check recorded (core/checklist.py says why); ``e`` in the checklist re-checks."""
+        assert self.engine is not None
         checklist = self.engine.checklist
         try:
-            try:
-                await checklist.check_logins(explicit=False)
-            except TypeError:  # an engine without the distinction
-                await checklist.check_logins()
+            await checklist.check_logins(explicit=False)
             await checklist.refresh_evidence()
         except Exception as exc:
-            self.status.set_note(f"login check: {person_error(exc)}")
+            self.status.set_note(f"login check: {sentence(exc)}")
 
     async def _open_engine(self) -> bool:
         from switchover.core.config import find_config, load_config
@@ -204,34 +209,33 @@ class SwitchoverApp(Logins, App[None]):
             self.engine = await Engine.open(config)
             self._owns_engine = True
         except Exception as exc:
-            self.push_screen(NoConfigScreen(path, person_error(exc)))
+            self.push_screen(NoConfigScreen(path, sentence(exc)))
             return False
         return True
 
     async def _watch(self) -> None:
         """Keep the old-inbox monitor running; it reconnects by itself, this only
         restarts it if it ever returns with an error."""
+        assert self.engine is not None
         while not self._stop.is_set():
             try:
-                monitor = self.engine.monitor
-                await monitor.run(self._stop)
+                await self.engine.monitor.run(self._stop)
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.status.set_note(f"watch: {person_error(exc)}")
+                self.status.set_note(f"watch: {sentence(exc)}")
             try:
                 await asyncio.wait_for(self._stop.wait(), timeout=60)
             except asyncio.TimeoutError:
                 pass
 
     async def _start_actions(self) -> None:
+        assert self.engine is not None
         try:
-            result = self.engine.actions.start()
-            if asyncio.iscoroutine(result):
-                await result
+            await self.engine.actions.start()
         except Exception as exc:
-            self.status.set_note(f"actions: {person_error(exc)}")
+            self.status.set_note(f"actions: {sentence(exc)}")
 
     async def on_unmount(self) -> None:
         self._stop.set()
@@ -240,13 +244,10 @@ class SwitchoverApp(Logins, App[None]):
         engine = self.engine
         if engine is None:
             return
-        if "actions" in getattr(engine, "__dict__", {}):
-            try:
-                result = engine.actions.stop()
-                if asyncio.iscoroutine(result):
-                    await asyncio.wait_for(result, timeout=5)
-            except Exception:
-                pass
+        try:
+            await asyncio.wait_for(engine.actions.stop(), timeout=5)
+        except Exception:  # closing: what is recorded stays recorded
+            pass
         if self._owns_engine:
             try:
                 await asyncio.wait_for(engine.close(), timeout=10)
@@ -266,7 +267,7 @@ class SwitchoverApp(Logins, App[None]):
                 try:
                     pane.handle_events(events)
                 except Exception as exc:  # one pane's bug must not stop the others
-                    pane.say(f"display error: {person_error(exc)}", error=True)
+                    pane.say(f"display error: {sentence(exc)}", error=True)
             if any(isinstance(e, (ArrivalSeen, ActionChanged)) for e in events):
                 self.serial.run("counts", self.refresh_counts)
         for pane in self.panes:
@@ -274,7 +275,7 @@ class SwitchoverApp(Logins, App[None]):
                 pane.flush()
                 pane.reload_if_stale()
             except Exception as exc:
-                pane.say(f"display error: {person_error(exc)}", error=True)
+                pane.say(f"display error: {sentence(exc)}", error=True)
 
     def _poll_elsewhere(self) -> None:
         if not self._polling and self.engine is not None:
@@ -284,6 +285,7 @@ class SwitchoverApp(Logins, App[None]):
     async def _check_elsewhere(self) -> None:
         """Another process (a headless watch, a CLI migrate) wrote to the state file:
         every pane re-reads what it shows, and the counts are read once for all."""
+        assert self.engine is not None
         try:
             changed = await self.engine.changed_elsewhere()
         except Exception:
@@ -297,15 +299,18 @@ class SwitchoverApp(Logins, App[None]):
         await self.refresh_counts()
 
     def _refresh_day(self) -> None:
-        transition = getattr(getattr(self.engine, "config", None), "transition", None)
-        start = getattr(transition, "start", None)
-        close = getattr(transition, "close_date", None)
+        if self.engine is None:
+            return
+        transition = self.engine.config.transition
+        start, close = transition.start, transition.close_date
         today = self.clock().date()
         self.status.set_transition(transition_text(start, close, today),
                                    transition_text(start, close, today, short=True))
 
     async def refresh_counts(self) -> dict[str, int]:
         """Read the counts once and show them everywhere they appear."""
+        if self.engine is None:
+            return self.counts
         try:
             counts = await self.engine.monitor.counts()
         except Exception:
@@ -351,41 +356,8 @@ class SwitchoverApp(Logins, App[None]):
         except Exception:
             return None
 
-    #: the table's own keys worth listing (after the pane's): moving, not the rest
-    NAV_KEYS = {"Cursor up": "Up", "Up": "Up", "Cursor down": "Down", "Down": "Down",
-                "Page up": "Page up", "Page down": "Page down", "Top": "First row",
-                "Bottom": "Last row"}
-
     def action_help(self) -> None:
-        from textual.widgets import DataTable
-
-        pane = self.active_pane
-        pane_keys: dict[str, list[str]] = {}
-        nav_keys: dict[str, list[str]] = {}
-        global_keys: dict[str, list[str]] = {}
-        for key, active in self.screen.active_bindings.items():
-            b = active.binding
-            if not b.description:
-                continue
-            label = key_label(self, key)
-            if active.node in (self, self.screen):
-                what = "Command palette" if b.description == "palette" else b.description
-                global_keys.setdefault(what, []).append(label)
-            elif isinstance(active.node, DataTable):
-                what = self.NAV_KEYS.get(b.description)
-                if what:  # left/right, select, page left ... do nothing useful here
-                    nav_keys.setdefault(what, []).append(label)
-        # every key of the pane, also those that cannot act right now (the footer hides
-        # those: cancel only while something runs) — help tells what exists
-        for b in getattr(pane, "BINDINGS", []) if pane is not None else []:
-            if isinstance(b, Binding) and b.description:
-                pane_keys.setdefault(b.description, []).append(key_label(self, b.key))
-        title = pane.HELP_TITLE if pane is not None else "switchover"
-        about = pane.HELP_ABOUT if pane is not None else ""
-        self.push_screen(HelpScreen(
-            title, [(", ".join(dict.fromkeys(k)), d) for d, k in pane_keys.items()]
-            + [(", ".join(dict.fromkeys(k)), d) for d, k in nav_keys.items()],
-            [(", ".join(dict.fromkeys(k)), d) for d, k in global_keys.items()], about))
+        self.push_screen(help_for(self, self.screen, self.active_pane))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -1,8 +1,9 @@
-"""What every pane shares: reaching an engine facet safely, a message line, workers.
+"""What every pane shares: the engine, a message line, workers that re-read state.
 
-A facet may be missing (its module not written yet, an import error) or a call may fail
-(server down, wrong password). Each pane turns that into a sentence in its own message
-line instead of letting it take the app down.
+A pane calls the engine's facets directly (``self.engine.migration.plan()``); a call may
+fail (server down, wrong password), and each pane turns that into the engine's one
+sentence for it (core.errors.sentence) in its own message line instead of letting it
+take the app down. A pane's keys act only once the engine is open (``Pane.check_action``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from textual.css.query import NoMatches
 from textual.containers import Vertical
 from textual.widgets import Static
 
+from switchover.core.errors import sentence
 from switchover.core.events import Event
 
 
@@ -32,17 +34,11 @@ def table_keys(pane: str) -> list[Binding]:
 
 
 if TYPE_CHECKING:
+    from switchover.core.engine import Engine
+
     from .app import SwitchoverApp
 
 T = TypeVar("T")
-
-
-def person_error(exc: BaseException) -> str:
-    """One sentence for a person: a SwitchoverError's own words, else the error's text."""
-    text = str(exc).strip() or exc.__class__.__name__
-    if isinstance(exc, (ImportError, AttributeError, NotImplementedError)):
-        return f"not available in this version ({text})"
-    return text.splitlines()[0]
 
 
 class Serial:
@@ -104,28 +100,27 @@ class Pane(Vertical):
         return self.app  # type: ignore[return-value]
 
     @property
-    def engine(self) -> Any:
-        return self.sapp.engine
+    def engine(self) -> "Engine":
+        """The open engine. Panes load only after the app opened it, and their keys act
+        only while it is open (``check_action``), so it is never None where it is used."""
+        engine = self.sapp.engine
+        assert engine is not None, "a pane reached for the engine before it was open"
+        return engine
 
     def now(self) -> dt.datetime:
         return self.sapp.clock()
 
-    def facet(self, name: str) -> Any | None:
-        """The engine facet ``name``, or None with the reason shown in the pane."""
-        if self.engine is None:
-            return None
-        try:
-            return getattr(self.engine, name)
-        except Exception as exc:  # missing module, broken import: degrade, don't crash
-            self.say(f"{name}: {person_error(exc)}", error=True)
-            return None
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """No key of a pane acts before the engine is open (a key pressed while the app
+        starts, or behind the no-config screen). Panes extend this with their own rules."""
+        return self.sapp.engine is not None
 
     async def attempt(self, what: str, fn: Callable[[], Awaitable[T]]) -> T | None:
         """Await ``fn()``; on failure show '<what>: <sentence>' and return None."""
         try:
             return await fn()
         except Exception as exc:
-            self.say(f"{what}: {person_error(exc)}", error=True)
+            self.say(f"{what}: {sentence(exc)}", error=True)
             return None
 
     def say(self, text: str, *, error: bool = False) -> None:

@@ -12,7 +12,7 @@ from functools import partial
 
 import datetime as dt
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -20,9 +20,11 @@ from textual.binding import Binding
 from textual.containers import Container, VerticalScroll
 from textual.widgets import DataTable, Static
 
+from switchover.core.errors import sentence
+from switchover.core.checklist import ChecklistItem
 from switchover.core.events import ChecklistChanged, Event
 
-from .base import Pane, cell, clip, person_error, table_keys
+from .base import Pane, cell, clip, table_keys
 from .prompts import TextPrompt
 
 PHASES = {
@@ -52,7 +54,7 @@ class ChecklistPane(Pane):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.items: dict[str, Any] = {}
+        self.items: dict[str, ChecklistItem] = {}
         self.progress: dict[int, tuple[int, int]] = {}
         self._keep_message_until = 0.0
 
@@ -82,13 +84,7 @@ class ChecklistPane(Pane):
 
     # -- loading ------------------------------------------------------------------------
     async def load(self) -> None:
-        checklist = self.facet("checklist")
-        if checklist is None:
-            if self.engine is not None:
-                return
-            self.say("No engine.")
-            return
-        items = await self.attempt("checklist", checklist.items)
+        items = await self.attempt("checklist", self.engine.checklist.items)
         if items is None:
             return
         self.items = {item.key: item for item in items}
@@ -119,7 +115,7 @@ class ChecklistPane(Pane):
         return (cell(""), title, cell(f"{done}/{total}", "bold"),
                 cell("█" * filled + "░" * (bar_w - filled)))
 
-    def _row(self, item: Any) -> tuple[Text, Text, Text, Text]:
+    def _row(self, item: ChecklistItem) -> tuple[Text, Text, Text, Text]:
         mark = MARKS.get(item.state, "[ ]")
         style = "dim" if item.state in ("done", "skipped") else ""
         title = item.title + (" ✎" if item.note else "")
@@ -174,7 +170,7 @@ class ChecklistPane(Pane):
             return None
         return row_key.value
 
-    def selected_item(self) -> Any | None:
+    def selected_item(self) -> ChecklistItem | None:
         key = self._selected_key()
         return self.items.get(key) if key else None
 
@@ -213,7 +209,7 @@ class ChecklistPane(Pane):
         if item.evidence:
             text.append("Evidence: ", style="bold")
             text.append(item.evidence + "\n")
-        hint = getattr(item, "proof_hint", "")
+        hint = item.proof_hint
         if item.provable and item.state != "done" and hint:
             text.append(hint[:1].upper() + hint[1:] + ".\n", style="italic")
         if item.note:
@@ -230,10 +226,7 @@ class ChecklistPane(Pane):
             self.serial.run("reload", partial(self._reload_items, keys))
 
     async def _reload_items(self, keys: set[str]) -> None:
-        checklist = self.facet("checklist")
-        if checklist is None:
-            return
-        items = await self.attempt("checklist", checklist.items)
+        items = await self.attempt("checklist", self.engine.checklist.items)
         if items is None or not self.is_attached:
             return
         fresh = {item.key: item for item in items}
@@ -247,14 +240,11 @@ class ChecklistPane(Pane):
                 self._update_item(key)
 
     # -- actions ------------------------------------------------------------------------
-    async def _apply(self, what: str, fn: Any, *args: Any) -> None:
-        checklist = self.facet("checklist")
-        if checklist is None:
-            return
+    async def _apply(self, what: str, call: Callable[[], Awaitable[Any]]) -> None:
         try:
-            await getattr(checklist, fn)(*args)
+            await call()
         except Exception as exc:
-            self.sapp.notify(person_error(exc), title=what, severity="warning", timeout=8)
+            self.sapp.notify(sentence(exc), title=what, severity="warning", timeout=8)
             return
         await self._reload_items(set())
 
@@ -262,7 +252,8 @@ class ChecklistPane(Pane):
         item = self.selected_item()
         if item is None:
             return
-        self.run_worker(partial(self._apply, "Tick", "tick", item.key, item.state != "done"),
+        checklist = self.engine.checklist
+        self.run_worker(partial(self._apply, "Tick", partial(checklist.tick, item.key, item.state != "done")),
                         group="checklist-action")
 
     def action_skip(self) -> None:
@@ -270,10 +261,13 @@ class ChecklistPane(Pane):
         item = self.selected_item()
         if item is None:
             return
+        checklist = self.engine.checklist
         if item.state == "skipped":
-            self.run_worker(partial(self._apply, "Reopen", "tick", item.key, False), group="checklist-action")
+            self.run_worker(partial(self._apply, "Reopen", partial(checklist.tick, item.key, False)),
+                            group="checklist-action")
         else:
-            self.run_worker(partial(self._apply, "Skip", "skip", item.key), group="checklist-action")
+            self.run_worker(partial(self._apply, "Skip", partial(checklist.skip, item.key)),
+                            group="checklist-action")
 
     def action_note(self) -> None:
         item = self.selected_item()
@@ -282,8 +276,8 @@ class ChecklistPane(Pane):
 
         def done(text: str | None) -> None:
             if text is not None:
-                self.run_worker(partial(self._apply, "Note", "set_note", item.key, text.strip()),
-                                group="checklist-action")
+                self.run_worker(partial(self._apply, "Note", partial(
+                    self.engine.checklist.set_note, item.key, text.strip())), group="checklist-action")
 
         self.app.push_screen(TextPrompt(f"Note for: {clip(item.title, 50)}", item.note or ""), done)
 
@@ -305,8 +299,8 @@ class ChecklistPane(Pane):
                 except ValueError:
                     self.sapp.notify(f"'{text}' is not a date like 2026-12-31.", severity="warning")
                     return
-            self.run_worker(partial(self._apply, "Due date", "set_due", item.key, value),
-                            group="checklist-action")
+            self.run_worker(partial(self._apply, "Due date", partial(
+                self.engine.checklist.set_due, item.key, value)), group="checklist-action")
 
         self.app.push_screen(TextPrompt(f"Due date for: {clip(item.title, 44)}", current,
                                         placeholder="YYYY-MM-DD, empty to clear"), done)
@@ -316,20 +310,15 @@ class ChecklistPane(Pane):
         self.serial.run("recheck", self._recheck)
 
     async def _recheck(self) -> None:
-        checklist = self.facet("checklist")
-        if checklist is None:
-            return
         self.say("Checking what the engine can prove (logging in to both mailboxes) …")
         try:
-            recheck = getattr(checklist, "recheck", None)
-            found = await (recheck() if recheck is not None else checklist.refresh_evidence())
+            found = await self.engine.checklist.recheck()
         except Exception as exc:
-            self.say(f"re-check: {person_error(exc)}", error=True)
-            self.sapp.notify(person_error(exc), title="Re-check", severity="error", timeout=10)
+            self.say(f"re-check: {sentence(exc)}", error=True)
+            self.sapp.notify(sentence(exc), title="Re-check", severity="error", timeout=10)
             await self._reload_items(set())
             return
         await self._reload_items(set())
-        found = list(found or [])
         if not found:
             self.sapp.notify("Nothing the engine can check right now.", title="Re-check")
             return

@@ -13,7 +13,6 @@ shown before it goes) lives in tui/feed_actions.py.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from functools import partial
 from typing import Any
@@ -24,11 +23,13 @@ from textual.binding import Binding
 from textual.containers import Container, VerticalScroll
 from textual.widgets import DataTable, Static
 
+from switchover.core.errors import sentence
 from switchover.core.events import ActionChanged, ArrivalSeen, Event
-from switchover.core.transition.watch import Arrival
+from switchover.core.transition.arrivals import Arrival
 
-from .base import Pane, cell, clip, person_error, plain_style, table_keys
-from .feed_actions import KIND_WORDS, NOUNS, FeedActions, Pending, in_doubt
+from .base import Pane, cell, clip, plain_style, table_keys
+from .feed_actions import FeedActions, Pending
+from .words import NOUNS, action_text, full_date, in_doubt, when
 
 #: rows held in memory: a window over SQLite
 PAGE = 100
@@ -37,57 +38,6 @@ STEP = 50
 COLUMNS = ("time", "sender", "subject", "badge", "action")
 BADGE_STYLES = {"customer": "bold", "new sender": "bold", "bounce": "bold red", "spam": "dim",
                 "automated": "dim", "switched": "green", "notified": "cyan"}
-
-
-def when(value: dt.datetime | float | None, now: dt.datetime, *, with_time: bool = True) -> str:
-    """Short local time in 5 columns: '14:02' today, '11-24' this year, '2025' before.
-    ``value`` is a datetime (a message's date) or a POSIX timestamp (when it was seen)."""
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime):
-        stamp = value
-    else:
-        stamp = dt.datetime.fromtimestamp(value, tz=now.tzinfo or dt.timezone.utc)
-    if stamp.tzinfo is not None and now.tzinfo is not None:
-        stamp = stamp.astimezone(now.tzinfo)
-    if stamp.date() == now.date():
-        return stamp.strftime("%H:%M") if with_time else "today"
-    if stamp.year == now.year:
-        return stamp.strftime("%m-%d")
-    return str(stamp.year)
-
-
-def full_date(value: dt.datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M %z").strip() if value is not None else ""
-
-
-def action_text(actions: dict[str, str], state: str,
-                pending: dict[str, float] | None = None) -> str:
-    """The action cell: 'forward in 4s (u)', 'forwarded, reminded', 'remind failed (t)',
-    'remind in doubt'."""
-    parts: list[str] = []
-    pending = pending or {}
-    for kind, st in actions.items():
-        verb, doing, done = KIND_WORDS.get(kind, (kind, kind, kind))
-        if kind in pending:
-            parts.append(f"{verb} in {max(0, int(pending[kind] + 0.999))}s (u)")
-        elif st == "done":
-            parts.append(done)
-        elif st == "running":
-            parts.append(doing + "…")
-        elif st == "pending":
-            parts.append(f"{verb} queued")
-        elif st == "failed":
-            parts.append(f"{verb} failed (t)")  # fits the 18-column cell; help: t retries
-        elif st == "doubt":
-            parts.append(f"{verb} in doubt")    # the message line says: d decides
-        elif st == "cancelled":
-            continue
-        else:
-            parts.append(f"{verb} {st}")
-    if not parts and state not in ("new", "unhandled", "open"):
-        parts.append(state)
-    return ", ".join(parts)
 
 
 class FeedTable(DataTable):
@@ -196,6 +146,8 @@ class FeedPane(FeedActions, Pane):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # keys that cannot act on the selected row leave the footer (False hides): the
         # feed's keys then fit in 80 columns; help lists them all
+        if not super().check_action(action, parameters):
+            return False
         if action == "undo":
             return bool(self.pending)
         a = self.selected()
@@ -209,9 +161,7 @@ class FeedPane(FeedActions, Pane):
 
     # -- loading ------------------------------------------------------------------------
     async def load(self) -> None:
-        monitor = self.facet("monitor")
-        if monitor is None:
-            return
+        monitor = self.engine.monitor
         counts = await self.sapp.refresh_counts()
         total = counts.get("total") if counts else None
         if total is not None:
@@ -355,9 +305,7 @@ class FeedPane(FeedActions, Pane):
 
     async def _load_window(self, *, after: int | None = None, before: int | None = None,
                            cursor: int | None = None) -> None:
-        monitor = self.facet("monitor")
-        if monitor is None:
-            return
+        monitor = self.engine.monitor
         rows = await self.attempt("feed", lambda: monitor.arrivals(
             side="old", offset=self.window_start, limit=PAGE))
         if rows is None:
@@ -391,14 +339,13 @@ class FeedPane(FeedActions, Pane):
         self.serial.run("preview", partial(self._load_preview, arrival_id))
 
     async def _load_preview(self, arrival_id: int) -> None:
-        monitor = self.facet("monitor")
         a = self.arrivals.get(arrival_id)
-        if monitor is None or a is None:
+        if a is None:
             return
         try:
-            body = await monitor.body_text(arrival_id)
+            body = await self.engine.monitor.body_text(arrival_id)
         except Exception as exc:
-            body = a.preview or f"(the message text could not be read: {person_error(exc)})"
+            body = a.preview or f"(the message text could not be read: {sentence(exc)})"
         if self.preview_id != arrival_id:
             return
         text = Text()
@@ -463,9 +410,7 @@ class FeedPane(FeedActions, Pane):
             self.run_worker(partial(self._refresh_ids, ids), group="feed-rows")
 
     async def _refresh_ids(self, ids: set[int]) -> None:
-        monitor = self.facet("monitor")
-        if monitor is None:
-            return
+        monitor = self.engine.monitor
         for arrival_id in ids:
             if arrival_id not in self.arrivals:
                 continue
@@ -475,5 +420,6 @@ class FeedPane(FeedActions, Pane):
                 self._update_row(arrival_id)
                 if arrival_id == self.preview_id:
                     self._preview()
+                    self.show_counts()  # the message line speaks of the selected row now
         await self.sapp.refresh_counts()
         self.refresh_bindings()

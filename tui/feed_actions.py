@@ -12,28 +12,25 @@ retried blindly: ``d`` asks the person whether it arrived, or sends it again.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 
-from switchover.core.transition.watch import Arrival
+from switchover.core.errors import sentence
+from switchover.core.transition.actions import NeedsConfirmation, Preview
+from switchover.core.transition.arrivals import Arrival
 
-from .base import clip, person_error
+from .base import clip
 from .prompts import ConfirmScreen, DoubtScreen
+from .words import KIND_WORDS, NOUNS
 
-KIND_WORDS = {
-    "forward": ("forward", "forwarding", "forwarded"),
-    "remind": ("remind", "reminding", "reminded"),
-    "handled": ("handle", "handling", "handled"),
-}
-#: what a sentence calls each kind's mail
-NOUNS = {"forward": "forward", "remind": "reminder", "handled": "mark"}
-
+if TYPE_CHECKING:
+    from switchover.core.engine import Engine
+    from switchover.core.transition.actions import Actions
 
 @dataclass
 class Pending:
@@ -43,12 +40,7 @@ class Pending:
     deadline: float           # time.monotonic() when the engine will carry it out
 
 
-def in_doubt(a: Arrival) -> list[str]:
-    """The kinds of this arrival's actions whose outcome is unknown."""
-    return [kind for kind, st in a.actions.items() if st == "doubt"]
-
-
-def preview_text(p: Any) -> Text:
+def preview_text(p: Preview) -> Text:
     """A reminder exactly as it will go: To, Subject, language, then the text itself."""
     text = Text()
     for label, value in (("To", p.to), ("Subject", p.subject), ("Language", p.language)):
@@ -60,9 +52,10 @@ def preview_text(p: Any) -> Text:
 
 
 class FeedActions:
-    """The feed's action keys; expects the FeedPane's ``arrivals``, ``pending``,
-    ``selected_id``, ``facet``, ``say``, ``_update_row``, ``_dirty_ids`` and ``flush``."""
+    """The feed's action keys; expects the FeedPane's ``engine``, ``arrivals``,
+    ``pending``, ``selected_id``, ``say``, ``_update_row``, ``_dirty_ids`` and ``flush``."""
 
+    engine: "Engine"
     arrivals: dict[int, Arrival]
     pending: dict[int, Pending]
     _dirty_ids: set[int]
@@ -93,9 +86,7 @@ class FeedActions:
                       warning: str | None = None) -> None:
         """A reminder to a list or automated sender is shown and needs a yes; with
         ``show_first`` (the m key) any reminder is shown first."""
-        actions = self.facet("actions")
-        if actions is None:
-            return
+        actions = self.engine.actions
         if warning is None:
             warning = await self._remind_warning(actions, arrival_id)
         if warning or show_first:
@@ -113,60 +104,40 @@ class FeedActions:
                 return
         await self._request(arrival_id, "remind", confirmed=bool(warning))
 
-    async def _remind_warning(self, actions: Any, arrival_id: int) -> str | None:
-        fn = getattr(actions, "remind_warning", None)
-        if fn is None:  # an engine without the check: nothing to warn about
-            return None
+    async def _remind_warning(self, actions: "Actions", arrival_id: int) -> str | None:
         try:
-            result = fn(arrival_id)
-            return await result if asyncio.iscoroutine(result) else result
+            return await actions.remind_warning(arrival_id)
         except Exception as exc:
-            self.sapp.notify(person_error(exc), title="remind", severity="warning", timeout=8)
+            self.sapp.notify(sentence(exc), title="remind", severity="warning", timeout=8)
             return None
 
-    async def _reminder_preview(self, actions: Any, arrival_id: int) -> Any | None:
-        fn = getattr(actions, "preview", None)
-        if fn is None:
-            self.sapp.notify("This version cannot show a reminder before it goes.",
-                             title="remind", severity="warning", timeout=6)
-            return None
+    async def _reminder_preview(self, actions: "Actions", arrival_id: int) -> Preview | None:
         try:
-            return await fn(arrival_id, "remind")
+            return await actions.preview(arrival_id, "remind")
         except Exception as exc:
-            self.sapp.notify(person_error(exc), title="remind", severity="warning", timeout=8)
+            self.sapp.notify(sentence(exc), title="remind", severity="warning", timeout=8)
             return None
 
     async def _request(self, arrival_id: int, kind: str, *, confirmed: bool = False) -> None:
-        actions = self.facet("actions")
-        if actions is None:
-            return
+        actions = self.engine.actions
         try:
-            if confirmed:
-                action_id = await actions.request(arrival_id, kind, confirmed=True)
-            else:
-                action_id = await actions.request(arrival_id, kind)
-        except Exception as exc:
-            if getattr(exc, "warning", None) and kind == "remind" and not confirmed:
-                # the engine found a list / robot sender the warning check missed: ask
-                self.run_worker(partial(self._remind, arrival_id, warning=exc.warning),
-                                group="feed-act")
-                return
-            self.sapp.notify(person_error(exc), title=kind, severity="warning", timeout=8)
+            action_id = await actions.request(arrival_id, kind, confirmed=confirmed)
+            row = await actions.get(action_id)
+        except NeedsConfirmation as exc:
+            # the engine found a list / robot sender the warning check missed: ask
+            self.run_worker(partial(self._remind, arrival_id, warning=exc.warning),
+                            group="feed-act")
             return
-        undo = float(getattr(getattr(self.engine.config, "transition", None), "undo_seconds", 5.0))
-        row = None
-        getter = getattr(actions, "get", None)
-        if getter is not None:
-            try:
-                row = await getter(action_id)
-            except Exception:
-                row = None
+        except Exception as exc:
+            self.sapp.notify(sentence(exc), title=kind, severity="warning", timeout=8)
+            return
+        undo = self.engine.config.transition.undo_seconds
         verb, doing, done = KIND_WORDS.get(kind, (kind, kind, kind))
-        if row is not None and row.state != "pending":
+        if row.state != "pending":
             # the engine returned the live action already recorded: never a second one
             self.sapp.notify(f"Already {done if row.state == 'done' else doing}.", timeout=4)
-        elif action_id is not None and undo > 0:
-            left = (row.not_before - time.time()) if row is not None else undo
+        elif undo > 0:
+            left = row.not_before - time.time()
             self.pending[action_id] = Pending(action_id, arrival_id, kind,
                                               time.monotonic() + max(0.0, left))
             a = self.arrivals.get(arrival_id)
@@ -188,13 +159,10 @@ class FeedActions:
         self.run_worker(partial(self._undo, target), group="feed-act")
 
     async def _undo(self, p: Pending) -> None:
-        actions = self.facet("actions")
-        if actions is None:
-            return
         try:
-            ok = await actions.cancel(p.action_id)
+            ok = await self.engine.actions.cancel(p.action_id)
         except Exception as exc:
-            self.sapp.notify(person_error(exc), title="undo", severity="warning")
+            self.sapp.notify(sentence(exc), title="undo", severity="warning")
             return
         self.pending.pop(p.action_id, None)
         if ok:
@@ -212,9 +180,7 @@ class FeedActions:
             self.run_worker(partial(self._retry, arrival_id), group="feed-act")
 
     async def _retry(self, arrival_id: int) -> None:
-        actions = self.facet("actions")
-        if actions is None:
-            return
+        actions = self.engine.actions
         rows = await self.attempt("retry", lambda: actions.for_arrival(arrival_id)) or []
         failed = [r for r in rows if r.state == "failed"]
         if not failed:
@@ -232,18 +198,11 @@ class FeedActions:
 
     async def _doubt(self, arrival_id: int) -> None:
         """Ask whether a send in doubt arrived; mark it delivered or send it again."""
-        actions = self.facet("actions")
-        if actions is None:
-            return
+        actions = self.engine.actions
         rows = await self.attempt("in doubt", lambda: actions.for_arrival(arrival_id)) or []
         doubtful = [r for r in rows if r.state == "doubt"]
         if not doubtful:
             self.sapp.notify("Nothing on this message is in doubt.", timeout=3)
-            return
-        resolve = getattr(actions, "resolve_doubt", None)
-        if resolve is None:
-            self.sapp.notify("This version cannot settle a send in doubt; see "
-                             "'switchover arrivals'.", severity="warning", timeout=8)
             return
         for row in doubtful:
             verb = NOUNS.get(row.kind, row.kind)
@@ -259,11 +218,9 @@ class FeedActions:
                 continue
             delivered = choice == "delivered"
             try:
-                result = resolve(row.id, delivered)
-                if asyncio.iscoroutine(result):
-                    await result
+                await actions.resolve_doubt(row.id, delivered)
             except Exception as exc:
-                self.sapp.notify(person_error(exc), title=verb, severity="warning", timeout=8)
+                self.sapp.notify(sentence(exc), title=verb, severity="warning", timeout=8)
                 continue
             self.say(f"The {verb} is marked delivered." if delivered
                      else f"The {verb} goes out again now (the same message, so a copy that "

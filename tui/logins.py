@@ -9,13 +9,15 @@ reconnects at once with the new secret. Secrets stay in memory (``engine.set_sec
 
 from __future__ import annotations
 
-import os
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
 from switchover.core.events import ConnectionState
 
 from .prompts import SecretPrompt
+
+if TYPE_CHECKING:
+    from switchover.core.engine import Engine
 
 #: connection states the typed password can fix
 PASSWORD_STATES = ("auth failed", "no password")
@@ -25,18 +27,15 @@ class Logins:
     """Expects the app's ``engine``, ``status``, ``_background``, ``_told_auth``,
     ``_start_background`` and ``_prove_logins``."""
 
-    engine: Any
+    engine: "Engine | None"
     _background: bool
     _told_auth: set[str]
 
     async def _ask_secrets(self) -> bool:
+        assert self.engine is not None
         complete = True
         for side in ("old", "new"):
-            try:
-                needed = self.engine.needs_secret(side)
-            except Exception:
-                needed = False
-            if not needed:
+            if not self.engine.needs_secret(side):
                 continue
             if not await self._ask_secret(side):
                 complete = False
@@ -50,24 +49,12 @@ class Logins:
     def secret_problem(self, side: str) -> str:
         """Why the config gives no secret for ``side`` (names an unset variable or a
         missing command), or ''."""
-        try:
-            acct = self.engine.config.account(side)
-        except Exception:
-            return ""
-        check = getattr(acct, "secret_problem", None)
-        if check is not None:
-            try:
-                return check() or ""
-            except Exception:
-                return ""
-        env = getattr(acct, "password_env", None)
-        if env and not os.environ.get(env):
-            return (f"The {side} mailbox's password is read from ${env} ({side}.password_env), "
-                    f"which is not set.")
-        return ""
+        assert self.engine is not None
+        return self.engine.config.account(side).secret_problem() or ""
 
     async def _ask_secret(self, side: str) -> bool:
         """The masked prompt for ``side``; True when a secret was typed (kept in memory)."""
+        assert self.engine is not None
         acct = self.engine.config.account(side)
         secret = await self.push_screen_wait(SecretPrompt(
             side, acct.username, acct.imap.host, problem=self.secret_problem(side)))
@@ -99,12 +86,10 @@ class Logins:
         self.status.set_connection(side, "connecting")
         self.status.set_note("")
         self.refresh_bindings()
+        assert self.engine is not None
         if not any(self.engine.needs_secret(s) for s in ("old", "new")):
             if self._background:
-                try:
-                    self.engine.monitor.reconnect_now()
-                except Exception:
-                    pass
+                self.engine.monitor.reconnect_now()
                 self.serial.run("proofs", self._prove_logins)
             else:
                 self._start_background()

@@ -9,20 +9,16 @@ It says what happened in the engine's words: "pausing" while the batch in flight
 "cancelled" (neither done nor an error) for folders a cancel left unfinished, the run's
 headline ("the new mailbox is full: 1,347 messages not copied") instead of a line per
 message, and — from the runs recorded in the state file, whichever process ran them —
-whether the last migration finished or stopped before the end.
+whether the last migration finished or stopped before the end. What its keys do is in
+tui/migration_actions.py.
 """
 
 from __future__ import annotations
 
-from functools import partial
-
-import asyncio
 import time
 from collections import deque
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import humanize
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -30,9 +26,13 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, ProgressBar, RichLog, Sparkline, Static
 
 from switchover.core.events import Event, FolderProgress, JobProgress, LogLine
+from switchover.core.progress import fmt_bytes, fmt_eta, fmt_rate
 
-from .base import Pane, cell, person_error, plain_style, table_keys
-from .prompts import ConfirmScreen, TextPrompt
+from .base import Pane, cell, plain_style, table_keys
+from .migration_actions import MigrationActions, folder_label
+
+if TYPE_CHECKING:
+    from switchover.core.migrate.records import RunInfo
 
 COLUMNS = ("folder", "msgs", "size", "mps", "mbps", "eta", "state")
 #: throughput samples kept for the sparkline (bounded: the app stays open for months)
@@ -40,61 +40,16 @@ SPARK_POINTS = 120
 LOG_LINES = 500
 
 
-def size(n: int | float | None) -> str:
-    """'0 B', '512 B', '3.9 MB' — never humanize's '0 Bytes'."""
-    n = int(n or 0)
-    if n < 1000:
-        return f"{n} B"
-    return humanize.naturalsize(n, format="%.1f")
-
-
-def verify_sentence(f: Any) -> str:
-    """One sentence for a folder the verification found different (no dataclass repr)."""
-    label = folder_label(getattr(f, "source", "?"), getattr(f, "destination", ""))
-    src, dst = getattr(f, "source_count", None), getattr(f, "dest_count", None)
-    parts = [label + ":"]
-    if src is not None and dst is not None:
-        parts.append(f"{src:,} in the old mailbox, {dst:,} in the new;")
-    missing = list(getattr(f, "missing", []) or [])
-    extra = list(getattr(f, "extra", []) or [])
-    parts.append(f"{len(missing):,} missing")
-    if extra:
-        parts.append(f"and {len(extra):,} extra")
-    if missing:
-        first = missing[0]
-        subject = getattr(first, "subject", "") or "(no subject)"
-        parts.append(f"(e.g. '{subject[:40]}')")
-    details = getattr(f, "details", "")
-    if details:
-        parts.append(f"— {details}")
-    return " ".join(parts)
-
-
 #: how a verify row's state reads in the 9-column State cell
 VERIFY_STATES = {"running": "verifying", "copying": "verifying", "verified": "verified",
                  "errors": "differs", "failed": "differs", "done": "verified"}
-
-
-def eta(seconds: float | None) -> str:
-    if seconds is None or seconds < 0:
-        return ""
-    s = int(seconds)
-    if s >= 3600:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    if s >= 60:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s}s"
-
-
-def folder_label(source: str, destination: str) -> str:
-    return source if not destination or destination == source else f"{source} → {destination}"
 
 
 class MigrationTable(DataTable):
     BINDINGS = table_keys("migration")
 
 
-class MigrationPane(Pane):
+class MigrationPane(MigrationActions, Pane):
     HELP_TITLE = "Migration — copy the old mailbox into the new one"
     HELP_ABOUT = ("Plan first (a dry run: nothing is written), then start. Copying resumes "
                   "where it stopped after a restart; nothing is copied twice.")
@@ -153,6 +108,8 @@ class MigrationPane(Pane):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # keys that cannot act now leave the footer (False hides): every pane's keys
         # then fit in 80 columns, and what the footer shows is what works
+        if not super().check_action(action, parameters):
+            return False
         running = self.busy == "migrate"
         if action == "pause":
             return running
@@ -175,9 +132,7 @@ class MigrationPane(Pane):
     async def load(self) -> None:
         """Rows and the last run from the state file: on start, and whenever another
         process (a CLI migrate) changed it."""
-        migration = self.facet("migration")
-        if migration is None:
-            return
+        migration = self.engine.migration
         if self.busy and self.busy != "migrate":
             return  # a verify / backup of this process owns the rows and the summary now
         rows = await self.attempt("migration", migration.folder_rows)
@@ -187,12 +142,11 @@ class MigrationPane(Pane):
             if row.source not in self.rows or self.rows[row.source] != row:
                 self.rows[row.source] = row
                 self.dirty.add(row.source)
-        state = getattr(migration, "state", "")
-        if isinstance(state, str) and state in ("running", "paused", "pausing", "cancelling"):
+        if migration.state in ("running", "paused", "pausing", "cancelling"):
             self.busy = "migrate"
-            self.paused = state in ("paused", "pausing")
+            self.paused = migration.state in ("paused", "pausing")
             self.refresh_bindings()
-        last = await self._last_run(migration)
+        last = await self.attempt("last migration", migration.last_run)
         if rows:
             self._summarize_rows(last)
             if not self.busy:
@@ -200,16 +154,7 @@ class MigrationPane(Pane):
                 self.say(text, error=problem)
         self.flush()
 
-    async def _last_run(self, migration: Any) -> Any | None:
-        fn = getattr(migration, "last_run", None)
-        if fn is None:
-            return None
-        try:
-            return await fn()
-        except Exception:
-            return None
-
-    def _last_sentence(self, last: Any | None) -> tuple[str, bool]:
+    def _last_sentence(self, last: "RunInfo | None") -> tuple[str, bool]:
         """What the pane says about the last migration when none runs here: from the
         run recorded in the state file (any process's), else from the rows."""
         if last is None:
@@ -222,7 +167,7 @@ class MigrationPane(Pane):
         when = _stamp(last.ended or last.started)
         summary = last.summary or {}
         head = summary.get("headline") or ""
-        if getattr(last, "running", False):
+        if last.running:
             return (f"A migration started {when} is running in another process; its "
                     f"progress shows here."), False
         if last.outcome == "done":
@@ -244,7 +189,7 @@ class MigrationPane(Pane):
         return (f"The last migration (started {when}) stopped before the end — s resumes "
                 f"(nothing is copied twice)."), False
 
-    def _summarize_rows(self, last: Any | None = None) -> None:
+    def _summarize_rows(self, last: "RunInfo | None" = None) -> None:
         total = sum(r.total_messages for r in self.rows.values())
         done = sum(r.done_messages for r in self.rows.values())
         tbytes = sum(r.total_bytes for r in self.rows.values())
@@ -331,14 +276,14 @@ class MigrationPane(Pane):
         elif row.refused and state in ("done", "errors"):
             state = f"{row.refused:,} refused"
         copying = row.state in ("copying", "running")
+        nbytes = row.total_bytes or self.known_bytes.get(row.source) or row.done_bytes
         return (
             folder_label(row.source, row.destination),
             f"{row.done_messages:,}/{row.total_messages:,}",
-            size(row.total_bytes or self.known_bytes.get(row.source) or row.done_bytes)
-            if (row.total_bytes or self.known_bytes.get(row.source) or row.done_bytes) else "",
+            fmt_bytes(nbytes) if nbytes else "",
             f"{row.msgs_per_s:.0f}" if copying else "",
             f"{row.bytes_per_s / 1e6:.1f}" if copying else "",
-            eta(row.eta_s) if copying else "",
+            fmt_eta(row.eta_s) if copying and row.eta_s is not None else "",
             state,
         )
 
@@ -371,14 +316,14 @@ class MigrationPane(Pane):
         state = JOB_WORDS.get(job.state, job.state)
         parts = [f"{job.job} {state}: {job.done_messages:,}/{job.total_messages:,} {unit}"]
         if job.total_bytes:
-            parts.append(f"{size(job.done_bytes)} of {size(job.total_bytes)}")
+            parts.append(f"{fmt_bytes(job.done_bytes)} of {fmt_bytes(job.total_bytes)}")
         if job.state == "running" and job.msgs_per_s:
             rate = f"{job.msgs_per_s:.0f} msg/s"
             if self.app.size.width >= 100:
-                rate += f" {job.bytes_per_s / 1e6:.1f} MB/s"
+                rate += f" {fmt_rate(job.bytes_per_s)}"
             parts.append(rate)
             if job.eta_s is not None:
-                parts.append(f"ETA {eta(job.eta_s)}")
+                parts.append(f"ETA {fmt_eta(job.eta_s)}")
         if job.detail and job.job != "backup":  # a backup's detail is its directory: said above
             parts.append(job.detail)
         if self.side_job and job.job != "migrate" and job.state == "running":
@@ -410,184 +355,6 @@ class MigrationPane(Pane):
         stamp = self.now().strftime("%H:%M:%S")
         self.query_one("#mig-log", RichLog).write(f"{stamp} {text}")
 
-    def action_plan(self) -> None:
-        if not self.busy:
-            self.run_worker(self._plan, group="migration", exclusive=True)
-
-    async def _plan(self) -> None:
-        migration = self.facet("migration")
-        if migration is None:
-            return
-        self._set_busy("planning")
-        self.say("Planning (dry run): listing folders on both sides …")
-        try:
-            plan = await self.attempt("plan", migration.plan)
-        finally:
-            self._set_busy("")
-        if plan is None:
-            return
-        for folder in plan.folders:
-            if folder.bytes:
-                self.known_bytes[folder.source] = folder.bytes
-            self.rows[folder.source] = FolderProgress(
-                job="migrate", source=folder.source, destination=folder.destination,
-                state="planned", total_messages=folder.messages, total_bytes=folder.bytes)
-            self.dirty.add(folder.source)
-            why = f" — {folder.reason}" if folder.reason else ""
-            self._log(f"plan    {folder_label(folder.source, folder.destination)}: "
-                      f"{folder.messages:,} messages, {size(folder.bytes)}{why}")
-        self.job = JobProgress(job="plan", state="planned", total_messages=plan.total_messages,
-                               total_bytes=plan.total_bytes, done_messages=0, done_bytes=0)
-        self.job_dirty = True
-        self.say(f"Plan: {len(plan.folders)} folders, {plan.total_messages:,} messages, "
-                 f"{size(plan.total_bytes)} — nothing written yet; s starts.")
-        self.flush()
-
-    def action_start(self) -> None:
-        if not self.busy:
-            self.run_worker(self._run, group="migration-run", exclusive=True)
-
-    async def _run(self) -> None:
-        migration = self.facet("migration")
-        if migration is None:
-            return
-        self._set_busy("migrate")
-        self.say("Migrating … space pauses, c cancels.")
-        try:
-            summary = await self.attempt("migration", migration.run)
-        finally:
-            self._set_busy("")
-        if summary is not None:
-            self._finished(summary)
-
-    def _finished(self, summary: Any) -> None:
-        """Say how the run ended: cancelled (neither done nor an error), or its headline
-        and counts; every error goes to the log with its cause."""
-        copied = getattr(summary, "transferred", 0)
-        already = getattr(summary, "already_there", 0)
-        if getattr(summary, "cancelled", False):
-            self.say(f"Cancelled — {copied:,} copied, {already:,} already there; what is "
-                     f"copied stays copied, s resumes.")
-            self._log(f"migration cancelled: {copied:,} copied, {already:,} already there")
-            self.sapp.notify("Migration cancelled; what is copied stays copied.",
-                             title="Migration")
-            return
-        head = _headline(summary)
-        refused = len(getattr(summary, "refused", []) or [])
-        errors = [e for e in (getattr(summary, "errors", []) or [])]
-        counts = f"{copied:,} copied, {already:,} already there"
-        if refused:
-            counts += f", {refused:,} refused"
-        if errors:
-            counts += f", {len(errors):,} error{'s' if len(errors) != 1 else ''}"
-        problem = bool(refused or errors)
-        self.say(f"Migration finished: {head + ' — ' if head else ''}{counts}"
-                 + (f" ({self._see_log()})." if problem else "."), error=problem)
-        self._log(f"migration finished: {_describe(summary)}")
-        for e in errors:
-            self._log(f"error   {e}")
-        self.sapp.notify(f"Migration finished{': ' + head if head else '.'}", title="Migration",
-                         severity="warning" if problem else "information")
-
-    def action_pause(self) -> None:
-        migration = self.facet("migration")
-        if migration is None or self.busy != "migrate":
-            return
-        call = migration.resume if self.paused else migration.pause
-        self.paused = not self.paused
-        # paused for real only when the batch in flight has ended: the engine says when
-        self.say("Pausing — finishing the batch in flight; nothing more goes out after it."
-                 if self.paused else "Migrating … space pauses, c cancels.")
-
-        async def apply() -> None:
-            result = call()
-            if asyncio.iscoroutine(result):
-                await result
-
-        self.run_worker(partial(self.attempt, "pause/resume", apply), group="migration-pause")
-
-    def action_cancel(self) -> None:
-        if not self.busy:
-            return
-
-        def answer(yes: bool | None) -> None:
-            migration = self.facet("migration")
-            if yes and migration is not None:
-                async def apply() -> None:
-                    result = migration.cancel()
-                    if asyncio.iscoroutine(result):
-                        await result
-                self.run_worker(partial(self.attempt, "cancel", apply), group="migration-pause")
-                self.say("Cancelling … what is copied stays copied; s resumes later.")
-
-        self.app.push_screen(ConfirmScreen(f"Stop the running {self.busy}?"), answer)
-
-    def action_verify(self) -> None:
-        if not self.busy:
-            self.run_worker(self._verify, group="migration", exclusive=True)
-
-    async def _verify(self) -> None:
-        migration = self.facet("migration")
-        if migration is None:
-            return
-        self._set_busy("verify")
-        self.say("Verifying: comparing every folder by identity, flags and dates …")
-        try:
-            report = await self.attempt("verify", migration.verify)
-        finally:
-            self._set_busy("")
-        if report is None:
-            return
-        folders = list(getattr(report, "folders", []) or [])
-        bad = [f for f in folders if not getattr(f, "ok", True)]
-        for f in bad:
-            self._log(f"verify  {verify_sentence(f)}")
-        if report.ok:
-            text = f"Verified: all {len(folders)} folders match."
-        else:
-            text = f"Verification found differences in {len(bad)} of {len(folders)} folders ({self._see_log()})."
-        self.say(text, error=not report.ok)
-        self.sapp.notify(text, title="Verify", severity="information" if report.ok else "warning")
-
-    def action_backup(self) -> None:
-        if self.busy:
-            return
-        config = getattr(self.engine, "config", None)
-        base = Path(getattr(config, "state", Path.home() / "switchover.db")).expanduser().parent
-        default = str(base / f"backup-{self.now().date().isoformat()}")
-
-        def chosen(path: str | None) -> None:
-            if path and path.strip():
-                self.run_worker(partial(self._backup, Path(path.strip()).expanduser()),
-                                group="migration", exclusive=True)
-
-        self.app.push_screen(TextPrompt("Back up the old mailbox to this directory", default,
-                                        hint="Every folder as .mbox and .eml files; "
-                                             "re-running adds only what is new."), chosen)
-
-    async def _backup(self, root: Path) -> None:
-        backups = self.facet("backups")
-        if backups is None:
-            return
-        self._set_busy("backup")
-        self.say(f"Backing up to {root} …")
-        try:
-            summary = await self.attempt("backup", lambda: backups.backup(root))
-            if summary is not None:
-                self._log(f"backup  {_describe(summary)}")
-                self.say(f"Backup in {root} — verifying …")
-                check = await self.attempt("backup verify", lambda: backups.verify_backup(root))
-                if check is not None:
-                    ok = getattr(check, "ok", True)
-                    self.say(f"Backup in {root}: " + ("verified." if ok else
-                                                     f"{_describe(check)} ({self._see_log()})."),
-                             error=not ok)
-                    self._log(f"backup verify  {_describe(check)}")
-                    for problem in list(getattr(check, "problems", []) or [])[:50]:
-                        self._log(f"backup verify  {problem}")
-        finally:
-            self._set_busy("")
-
 
 #: how a job's state reads in the summary line
 JOB_WORDS = {"pausing": "pausing (finishing the batch in flight)", "cancelled": "cancelled",
@@ -613,27 +380,3 @@ def _problems(summary: dict[str, Any]) -> str:
     if errors:
         parts.append(f"{len(errors):,} errors, e.g. {errors[0]}")
     return ", ".join(parts) or "see the log"
-
-
-def _headline(summary: Any) -> str:
-    fn = getattr(summary, "headline", None)
-    if not callable(fn):
-        return ""
-    try:
-        return fn() or ""
-    except Exception as exc:
-        return f"(no headline: {person_error(exc)})"
-
-
-def _describe(obj: Any) -> str:
-    """A record's own sentence if it has one, else its fields."""
-    for name in ("describe", "sentence", "text"):
-        value = getattr(obj, name, None)
-        if callable(value):
-            try:
-                return str(value())
-            except Exception:
-                break
-        if isinstance(value, str) and value:
-            return value
-    return str(obj)

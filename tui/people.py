@@ -6,8 +6,6 @@ Read page by page from SQLite; ``/`` filters, ``m`` loads more.
 
 from __future__ import annotations
 
-from functools import partial
-
 from typing import Any
 
 from rich.text import Text
@@ -15,17 +13,19 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
+from switchover.core.errors import sentence
 from switchover.core.events import ActionChanged, ArrivalSeen, Event
+from switchover.core.transition.people import Correspondent
 
 from .base import Pane, cell, plain_style, table_keys
-from .feed import when
+from .words import when
 from .prompts import TextPrompt
 
 PAGE = 100
 MAX_ROWS = 2000
 
 
-def marks(c: Any) -> str:
+def marks(c: Correspondent) -> str:
     words = []
     if c.customer:
         words.append("customer")
@@ -93,20 +93,16 @@ class PeoplePane(Pane):
         """People from SQLite, and the auto-reply's state from the server (on start and
         on g; the people alone are re-read when arrivals or another process change them)."""
         await self.load_people()
-        autoreply = self.facet("autoreply")
-        if autoreply is not None:
-            self.run_worker(partial(self._autoreply, autoreply), group="people-autoreply",
-                            exclusive=True)
+        self.run_worker(self._autoreply, group="people-autoreply", exclusive=True)
 
     async def load_people(self) -> None:
-        people = self.facet("correspondents")
-        if people is not None:
-            rows = await self.attempt("people", lambda: people.list(
-                offset=0, limit=self.limit, filter=self.filter))
-            if rows is not None:
-                self._show(rows)
-                stats = await self.attempt("people stats", people.stats)
-                self._say_stats(stats or {})
+        people = self.engine.correspondents
+        rows = await self.attempt("people", lambda: people.list(
+            offset=0, limit=self.limit, filter=self.filter))
+        if rows is not None:
+            self._show(rows)
+            stats = await self.attempt("people stats", people.stats)
+            self._say_stats(stats or {})
 
     def _say_stats(self, stats: dict) -> None:
         if not stats:
@@ -124,12 +120,12 @@ class PeoplePane(Pane):
             parts.append(f"filter '{self.filter}'")
         self.say(" · ".join(parts))
 
-    async def _autoreply(self, autoreply: Any) -> None:
+    async def _autoreply(self) -> None:
         line = self.query_one("#people-autoreply", Static)
         try:
-            status = await autoreply.status()
+            status = await self.engine.autoreply.status()
         except Exception as exc:
-            line.update(f"Auto-reply: unknown ({str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__})")
+            line.update(f"Auto-reply: unknown ({sentence(exc)})")
             return
         if not status.supported:
             text = "Auto-reply: no ManageSieve on the old server; switchover's reminders stand in"
@@ -141,7 +137,7 @@ class PeoplePane(Pane):
             text += f" · {status.detail}"
         line.update(text)
 
-    def _cells(self, c: Any) -> list[Text]:
+    def _cells(self, c: Correspondent) -> list[Text]:
         wide = "name" in self.table.columns
         values = [cell(c.address)]
         if wide:
@@ -154,7 +150,7 @@ class PeoplePane(Pane):
                                                   else ("green" if c.switched else ""))))
         return values
 
-    def _show(self, rows: list[Any]) -> None:
+    def _show(self, rows: list[Correspondent]) -> None:
         """Refill the table; a correspondent the person moved to stays selected (a
         reload comes every time the state file changes, e.g. beside a headless watch);
         on the first row the cursor stays on the first row."""

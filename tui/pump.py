@@ -28,7 +28,7 @@ class EventPump:
         self.dropped = 0
 
     def push(self, event: Event) -> None:
-        key = event.coalesce_key if getattr(event, "coalesce", False) else None
+        key = event.coalesce_key if event.coalesce else None
         with self._lock:
             if key is not None:
                 if key in self._latest:

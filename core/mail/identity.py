@@ -33,7 +33,7 @@ def parse_header_block(block: bytes) -> dict[bytes, bytes]:
     """Unfold and split a header block; the first occurrence of a field wins.
 
     Values are stripped with whitespace runs collapsed to one space. Identities hash these
-    values, so the result must stay exactly as it is (tests/test_identity.py); the string
+    values, so the result must stay exactly as it is (tests/mail/test_identity.py); the string
     methods below (``bytes.split()`` splits on the same ASCII whitespace as ``\\s``) give
     the same result as the regular expressions they replaced, at a quarter of the cost.
     """

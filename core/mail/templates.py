@@ -12,22 +12,7 @@ import re
 from dataclasses import dataclass
 
 from ..config import Identity
-
-LANGUAGES = ("en", "zh", "es", "ru", "pt")
-
-_ALIASES = {"chinese": "zh", "cn": "zh", "english": "en", "spanish": "es", "español": "es",
-            "russian": "ru", "portuguese": "pt", "português": "pt", "中文": "zh"}
-
-
-def normalize_language(code: str | None) -> str | None:
-    """'zh-CN', 'zh_Hans', 'Chinese' → 'zh'; None when not one we write."""
-    if not code:
-        return None
-    c = code.strip().lower()
-    c = _ALIASES.get(c, c)
-    c = re.split(r"[-_]", c)[0]
-    return c if c in LANGUAGES else None
-
+from .language import LANGUAGES, normalize_language
 
 def pick_language(*candidates: str | None, default: str = "en") -> str:
     """The first candidate we have texts for (correspondent's setting, detected
@@ -95,7 +80,7 @@ class Text:
 
 # Each reminder: greeting (with / without a name), body with {new} {old} and a closing
 # sentence about the date; plain, warm, short.
-_REMINDER = {
+_REMINDER: dict[str, dict[str, str]] = {
     "en": {
         "hello_name": "Dear {name},", "hello": "Hello,",
         "body": ("Thank you for your message. Please note that my email address has changed:\n\n"
@@ -170,7 +155,7 @@ def _signature(identity: Identity) -> str:
     return "\n".join(lines)
 
 
-def _stops(t: dict, identity: Identity, close_date: dt.date | None, lang: str) -> str:
+def _stops(t: dict[str, str], identity: Identity, close_date: dt.date | None, lang: str) -> str:
     if close_date is None:
         return t["stops_soon"].format(old=identity.old_address)
     return t["stops"].format(old=identity.old_address, date=format_date(close_date, lang))

@@ -144,11 +144,11 @@ class _Src:
     mapping: FolderMapping | None = None
 
     @property
-    def sort_key(self) -> tuple:
+    def sort_key(self) -> tuple[str, ...]:
         return tuple(_key(p) for p in self.logical)
 
     @property
-    def path_key(self) -> tuple:
+    def path_key(self) -> tuple[str, ...]:
         # exact names (a source may hold "Kunden" and "kunden"); only INBOX ignores case
         parts = [unicodedata.normalize("NFC", p) for p in self.logical]
         if parts and parts[0].casefold() == "inbox":
@@ -177,7 +177,7 @@ class _Planner:
             [c for c in (settings.archive_prefix or "").split("/") if c.strip()])
         self.claims: dict[str, str] = {}           # destination key -> source name
         self.deliberate: set[str] = set()          # destination keys shared on purpose
-        self.path_map: dict[tuple, list[str]] = {}  # source logical path -> destination components
+        self.path_map: dict[tuple[str, ...], list[str]] = {}  # source logical path -> destination components
         self.dst_specials = self._dst_specials(dst)
         seen: set[str] = set()
         self.srcs: list[_Src] = []
@@ -361,11 +361,11 @@ class _Planner:
         for s in sorted(rest, key=lambda s: s.sort_key):
             if s.mapping is not None:
                 continue
-            comps = self.follow(s)
-            if comps is None:
+            followed = self.follow(s)
+            if followed is None:
                 comps, clean_note = self._clean_all(self.archive + s.logical)
             else:
-                clean_note = ""
+                comps, clean_note = followed, ""
             notes = [clean_note] if clean_note else []
             sp = s.info.special
             if sp in MAPPED_SPECIALS:
@@ -397,7 +397,7 @@ class _Planner:
                      f"{where}" + (f"; {note}" if note else ""), special="\\All")
 
         order = {sp: i for i, sp in enumerate(MAPPED_SPECIALS)}
-        specials = sorted(winners.values(), key=lambda s: order[s.info.special])
+        specials = sorted(winners.values(), key=lambda s: order.get(s.info.special or "", len(order)))
         ids = {id(s) for s in inbox + specials}
         middle = sorted((s for s in self.srcs if id(s) not in ids), key=lambda s: (s.sort_key, s.info.name))
         out = [s.mapping for s in inbox + specials + middle if s.mapping is not None]

@@ -1,11 +1,11 @@
 """Daily byte caps of the providers (issue 3: "Gmail: 2,500 MB/day download, 500 MB/day
 upload, respected and shown in the ETA").
 
-Owns the rolling-window ledger of bytes moved by the migration. A copy moves the same
+Owns the rolling-window account of bytes moved by the migration. A copy moves the same
 bytes out of the old account (download) and into the new one (upload), so one ledger
-serves both caps; the smaller cap binds. The ledger starts from the state file (rows of
-``messages`` copied within the window: ``size`` + ``updated``) so a rerun the same day
-remembers what the previous run spent, and grows in memory as batches are reserved.
+serves both caps; the smaller cap binds. It starts from the state file (what the
+migration's ledger says was copied within the window) so a rerun the same day remembers
+what the previous run spent, and grows in memory as batches are reserved.
 
 The window is ``DailyQuota.window`` seconds (24 h); tests shorten it per instance.
 
@@ -24,9 +24,11 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
+from ..config import Account
 from ..providers import PROVIDERS
+from .ledger import Ledger
 
 DAY = 24 * 3600.0
 
@@ -80,26 +82,22 @@ class DailyQuota:
         self._wake = asyncio.Event()
 
     @classmethod
-    def for_accounts(cls, old: Any, new: Any, window: float | None = None) -> "DailyQuota | None":
+    def for_accounts(cls, old: Account, new: Account, window: float | None = None) -> "DailyQuota | None":
         """The quota of a copy old → new, or None when neither side has a cap (the copy
         then skips every budget check)."""
         caps = []
-        if getattr(old, "daily_download_bytes", None):
+        if old.daily_download_bytes:
             caps.append(Cap("old", "download", old.daily_download_bytes, old.provider))
-        if getattr(new, "daily_upload_bytes", None):
+        if new.daily_upload_bytes:
             caps.append(Cap("new", "upload", new.daily_upload_bytes, new.provider))
         return cls(caps, window) if caps else None
 
-    async def load(self, store: Any) -> None:
+    async def load(self, ledger: Ledger) -> None:
         """Start from what the state file says was copied within the window."""
-        since = time.time() - self.window
         # rows grouped in short buckets (stamped with their newest row: a bucket expires
         # no earlier than its bytes) keep the ledger small however many messages moved
         bucket = max(0.001, min(60.0, self.window / 200))
-        rows = await store.fetchall(
-            "SELECT MAX(updated), COALESCE(SUM(size), 0) FROM messages WHERE state='copied' "
-            "AND updated >= ? GROUP BY CAST(updated / ? AS INTEGER) ORDER BY 1", (since, bucket))
-        self.ledger = deque((float(r[0]), int(r[1] or 0)) for r in rows)
+        self.ledger = deque(await ledger.copied_since(time.time() - self.window, bucket))
         self.used = sum(n for _, n in self.ledger)
 
     def _expire(self, now: float) -> None:

@@ -1,21 +1,27 @@
 """Blocking protocol work of the copy, on raw ``Wire`` connections (worker threads).
 
 Reading a folder's identities (one pipelined EXAMINE + header FETCH per folder, content
-hash only for messages without Message-ID), probing and creating destination folders
-in one round trip, fetching bodies, and appending them (MULTIAPPEND when offered; a NO
-there refuses the whole batch, so the batch is retried one message at a time to find
-the refused one). ``core/migrate.py`` orchestrates; ``core/verify.py`` reuses the readers.
+hash only for messages without Message-ID), counting folders, probing and creating
+destination folders in one round trip, fetching bodies, and appending them (MULTIAPPEND
+when offered; a NO there refuses the whole batch, so the batch is retried one message at
+a time to find the refused one). The planner and the lanes run these in worker threads;
+verify reuses the readers.
 """
 
 from __future__ import annotations
 
-import email.header
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, TypeVar
 
-from ..net import imap as imapmod
+import imapclient
+
+from ..context import Accounts
+from ..mail.headers import decode_bytes, decode_header_value
 from ..mail.identity import HEADER_FETCH, header_info, identity_from_content
-from ..net.wire import ConnectionLost, Incomplete, Selected, Wire, WireError, mailbox, uid_set
+from ..net import imap as imapmod
+from ..net.wire import (AppendResult, ConnectionLost, Incomplete, Selected, Wire, WireError, mailbox,
+                        uid_set)
+from ..progress import batches
 
 HEADER_ITEMS = b"UID RFC822.SIZE FLAGS INTERNALDATE " + HEADER_FETCH
 
@@ -38,23 +44,34 @@ class SrcMsg:
 
 
 class Conn:
-    """One logged-in connection with its raw ``Wire``; blocking methods."""
+    """One logged-in connection of one side with its raw ``Wire``; blocking methods."""
 
-    def __init__(self, engine: Any, side: str) -> None:
-        self.engine = engine
+    def __init__(self, accounts: Accounts, side: str) -> None:
+        self.accounts = accounts
         self.side = side
-        self.client: Any = None
-        self.wire: Wire | None = None
+        self.client: imapclient.IMAPClient | None = None
+        self._wire: Wire | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._wire is not None
+
+    @property
+    def wire(self) -> Wire:
+        """The raw connection; a closed one raises ConnectionLost (a lane reconnects)."""
+        if self._wire is None:
+            raise ConnectionLost("the connection was closed")
+        return self._wire
 
     def open(self) -> "Conn":
         self.close()
-        self.client = imapmod.connect(self.engine.account(self.side))
-        self.wire = Wire(self.client)
+        self.client = imapmod.connect(self.accounts.account(self.side))
+        self._wire = Wire(self.client)
         return self
 
     def close(self) -> None:
         """LOGOUT without waiting for the answer (saves a round trip per connection)."""
-        client, wire, self.client, self.wire = self.client, self.wire, None, None
+        client, wire, self.client, self._wire = self.client, self._wire, None, None
         if client is None:
             return
         try:
@@ -97,7 +114,7 @@ def keep_heap_flat() -> None:
         pass
 
 
-def flags_for_append(flags: Any) -> bytes:
+def flags_for_append(flags: object) -> bytes:
     items = flags if isinstance(flags, list) else []
     return b" ".join(bytes(f) for f in items if bytes(f).upper() != b"\\RECENT")
 
@@ -105,13 +122,9 @@ def flags_for_append(flags: Any) -> bytes:
 def _subject(raw: bytes) -> str:
     """The Subject for display, from its raw (unfolded) header value."""
     if b"=?" not in raw:
-        # no encoded word: email.header would return the text unchanged, only slower
-        return raw.decode("utf-8", "replace")[:200]
-    try:
-        text = str(email.header.make_header(email.header.decode_header(raw.decode("utf-8", "replace"))))
-    except Exception:
-        text = raw.decode("utf-8", "replace")
-    return text[:200]
+        # no encoded word: only the charset to guess (core/mail/headers.py)
+        return decode_bytes(raw)[:200]
+    return decode_header_value(raw.decode("ascii", "surrogateescape"))[:200]
 
 
 def identify(wire: Wire, uids: list[int], max_bytes: int) -> list[SrcMsg]:
@@ -133,7 +146,7 @@ def identify(wire: Wire, uids: list[int], max_bytes: int) -> list[SrcMsg]:
     return out
 
 
-def body_into(bodies: dict[int, bytes]) -> Any:
+def body_into(bodies: dict[int, bytes]) -> Callable[[dict[bytes, Any]], None]:
     def each(d: dict[bytes, Any]) -> None:
         body = d.get(b"BODY[]")
         if body is not None and not isinstance(body, list):
@@ -159,20 +172,24 @@ def parse_fetch(d: dict[bytes, Any]) -> tuple[SrcMsg, bool]:
 
 def content_ids(wire: Wire, msgs: list[SrcMsg], max_bytes: int) -> None:
     """Content hash for messages without Message-ID (the folder must be selected)."""
-    for batch in batches(msgs, 200, max_bytes):
+    for batch in batches(msgs, 200, max_bytes, size=_size):
         bodies = fetch_bodies(wire, [m.uid for m in batch])
         for m in batch:
             raw = bodies.get(m.uid)
             m.identity = identity_from_content(raw) if raw is not None else f"u:{m.uid}"
 
 
+def _size(m: SrcMsg) -> int:
+    return m.size
+
+
 def _finish_examined(wire: Wire, examine: bytes, info: dict[str, int], then: bytes,
-                     handler: Any) -> WireError | None:
+                     handler: Callable[[list[bytes]], None]) -> WireError | None:
     """Read the answers to a pipelined EXAMINE (into ``info``) and the command sent right
     after it; the first refusal, if any, is returned rather than raised."""
     err: WireError | None = None
     try:
-        wire.finish(examine, Wire._select_handler(info))
+        wire.finish(examine, Wire.select_handler(info))
     except WireError as e:
         err = e
     try:
@@ -182,10 +199,18 @@ def _finish_examined(wire: Wire, examine: bytes, info: dict[str, int], then: byt
     return err
 
 
+def _info() -> dict[str, int]:
+    return {"exists": 0, "uidvalidity": 0, "uidnext": 0}
+
+
+def _selected(name: str, info: dict[str, int]) -> Selected:
+    return Selected(name, info["exists"], info["uidvalidity"], info["uidnext"])
+
+
 def read_many(wire: Wire, reqs: list[tuple[str, bytes]], max_bytes: int
-               ) -> dict[str, tuple[Any, list[SrcMsg]] | WireError]:
+              ) -> dict[str, tuple[Selected, list[SrcMsg]] | WireError]:
     """EXAMINE + header FETCH of many folders, all pipelined (one round trip)."""
-    out: dict[str, Any] = {}
+    out: dict[str, tuple[Selected, list[SrcMsg]] | WireError] = {}
     sent = []
     for name, uids in reqs:
         t1 = wire.start(b"EXAMINE " + mailbox(name))
@@ -193,7 +218,7 @@ def read_many(wire: Wire, reqs: list[tuple[str, bytes]], max_bytes: int
         sent.append((name, uids, t1, t2))
     pending: list[tuple[str, list[SrcMsg]]] = []
     for name, uids, t1, t2 in sent:
-        info = {"exists": 0, "uidvalidity": 0, "uidnext": 0}
+        info = _info()
         msgs: list[SrcMsg] = []
         no_mid: list[SrcMsg] = []
 
@@ -211,7 +236,7 @@ def read_many(wire: Wire, reqs: list[tuple[str, bytes]], max_bytes: int
             out[name] = err
             continue
         msgs.sort(key=lambda m: m.uid)
-        out[name] = (Selected(name, info["exists"], info["uidvalidity"], info["uidnext"]), msgs)
+        out[name] = (_selected(name, info), msgs)
         if no_mid:
             pending.append((name, no_mid))
     for name, no_mid in pending:
@@ -221,19 +246,18 @@ def read_many(wire: Wire, reqs: list[tuple[str, bytes]], max_bytes: int
     return out
 
 
-def probe_many(wire: Wire, names: list[str]) -> dict[str, Any]:
+def probe_many(wire: Wire, names: list[str]) -> dict[str, tuple[Selected, list[int]] | WireError]:
     """EXAMINE + UID SEARCH ALL of many folders, pipelined: {name: (Selected, uids) | WireError}.
     A listing that disagrees with the folder's EXISTS is asked again once, then an
     ``Incomplete`` error."""
     sent = [(n, wire.start(b"EXAMINE " + mailbox(n)), wire.start(b"UID SEARCH ALL")) for n in names]
-    out: dict[str, Any] = {}
+    out: dict[str, tuple[Selected, list[int]] | WireError] = {}
     again: list[str] = []
     for name, t1, t2 in sent:
-        info = {"exists": 0, "uidvalidity": 0, "uidnext": 0}
+        info = _info()
         uids: list[int] = []
         err = _finish_examined(wire, t1, info, t2, Wire.search_handler(uids, info))
-        out[name] = err if err else (Selected(name, info["exists"], info["uidvalidity"],
-                                              info["uidnext"]), uids)
+        out[name] = err if err else (_selected(name, info), uids)
         if err is None and len(uids) != info["exists"]:
             again.append(name)
     wire.selected = None
@@ -246,9 +270,50 @@ def probe_many(wire: Wire, names: list[str]) -> dict[str, Any]:
     return out
 
 
-def _counting(handler: Any, info: dict[str, int]) -> Any:
+def count_sizes(wire: Wire, names: list[str]) -> dict[str, tuple[int, int]]:
+    """(messages, bytes) of every folder: EXAMINE + FETCH 1:* (RFC822.SIZE), all
+    pipelined. The count is the server's own (EXISTS), never a short listing's."""
+    out: dict[str, tuple[int, int]] = {}
+    tags = [(name, wire.start(b"EXAMINE " + mailbox(name)), wire.start(b"FETCH 1:* (RFC822.SIZE)"))
+            for name in names]
+    for name, t1, t2 in tags:
+        acc = [0, 0]
+        info = _info()
+
+        def each(parts: list[bytes], acc: list[int] = acc) -> None:
+            head = parts[0]
+            i = head.find(b"RFC822.SIZE ")
+            if i >= 0:
+                acc[0] += 1
+                acc[1] += int(head[i + 12:].split(b")")[0].split()[0])
+
+        # a refusal: an empty folder ("1:*" is invalid there) or one not selectable
+        _finish_examined(wire, t1, info, t2, each)
+        out[name] = (max(acc[0], info["exists"]), acc[1])
+    wire.selected = None
+    return out
+
+
+def fetch_batch(wire: Wire, folder: str, uids: list[int]) -> tuple[int, dict[int, bytes]]:
+    """(UIDVALIDITY, {uid: body}) of ``uids`` in ``folder``; EXAMINE and FETCH go in one
+    round trip unless the folder is selected already."""
+    if wire.selected is not None and wire.selected.name == folder:
+        return wire.selected.uidvalidity, fetch_bodies(wire, uids)
+    info = _info()
+    bodies: dict[int, bytes] = {}
+    t1 = wire.start(b"EXAMINE " + mailbox(folder))
+    t2 = wire.start_fetch(uid_set(uids), b"UID BODY.PEEK[]")
+    err = _finish_examined(wire, t1, info, t2, Wire.fetch_handler(body_into(bodies)))
+    if err:
+        raise err
+    wire.selected = _selected(folder, info)
+    return info["uidvalidity"], bodies
+
+
+def _counting(handler: Callable[[list[bytes]], None], info: dict[str, int]
+              ) -> Callable[[list[bytes]], None]:
     """``handler`` plus: an ``* n EXISTS`` during the command updates ``info``."""
-    select = Wire._select_handler(info)
+    select = Wire.select_handler(info)
 
     def untagged(parts: list[bytes]) -> None:
         if parts[0].endswith(b"EXISTS"):
@@ -288,31 +353,8 @@ def create_many(wire: Wire, names: list[str], delim: str, existing: set[str]) ->
     return errors
 
 
-def dst_side(fn: Any) -> Any:
-    """Mark connection losses of a destination-side call (the planner reopens that side)."""
-    def wrapped(*args: Any) -> Any:
-        try:
-            return fn(*args)
-        except DstLost:
-            raise
-        except LOST as e:
-            raise DstLost(str(e)) from None
-    return wrapped
-
-def batches(items: list[SrcMsg], count: int, nbytes: int) -> Iterable[list[SrcMsg]]:
-    batch: list[SrcMsg] = []
-    size = 0
-    for m in items:
-        if batch and (len(batch) >= count or size + m.size > nbytes):
-            yield batch
-            batch, size = [], 0
-        batch.append(m)
-        size += m.size
-    if batch:
-        yield batch
-
-
-def append_batch(wire: Wire, folder: str, msgs: list[tuple[bytes, bytes | None, bytes]]) -> list[Any]:
+def append_batch(wire: Wire, folder: str, msgs: list[tuple[bytes, bytes | None, bytes]]
+                 ) -> list[AppendResult]:
     """MULTIAPPEND when offered; a NO there refuses the whole batch, so retry one by one."""
     if wire.has_multiappend and len(msgs) > 1:
         try:
@@ -322,8 +364,29 @@ def append_batch(wire: Wire, folder: str, msgs: list[tuple[bytes, bytes | None, 
     return wire.append_each(folder, msgs)
 
 
+def refusal_words(err: WireError, what: str) -> str:
+    """Why a folder could not be read: its listing was short (the words say so) or the
+    server refused ``what`` (its words in brackets)."""
+    return err.text if isinstance(err, Incomplete) else f"{what} ({err.text})"
+
+
 class DstLost(ConnectionLost):
     """The destination connection broke (so the planner knows which side to reopen)."""
 
 
-LOST = (ConnectionLost, OSError, imapmod.imapclient.IMAPClient.AbortError)
+#: what a dropped connection looks like from the blocking calls
+LOST = (ConnectionLost, OSError, imapclient.IMAPClient.AbortError)
+
+T = TypeVar("T")
+
+
+def dst_side(fn: Callable[..., T]) -> Callable[..., T]:
+    """Mark connection losses of a destination-side call (the planner reopens that side)."""
+    def wrapped(*args: Any) -> T:
+        try:
+            return fn(*args)
+        except DstLost:
+            raise
+        except LOST as e:
+            raise DstLost(str(e)) from None
+    return wrapped

@@ -21,10 +21,14 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from ..events import FolderProgress, JobProgress
-from ..net.wire import Incomplete, WireError
+from ..context import Blocking
+from ..events import EventBus, FolderProgress, JobProgress
+from ..mail.dates import parse_date
+from ..net.wire import Incomplete, Wire, WireError
+from .folders import FolderMapping
+from .sides import Sides
+from .transfer import SrcMsg, identify
 
 CHUNK = 5000
 
@@ -114,6 +118,19 @@ class VerifyReport:
             why.append("some folders could not be read completely")
         return "NOT OK, " + " and ".join(why)
 
+    def lines(self) -> list[str]:
+        """What a face prints: one line per folder (verdict, counts, duplicates, extra,
+        details), then the result line."""
+        out = []
+        for f in self.folders:
+            missing, extra, dup = len(f.missing), len(f.extra), len(f.duplicates)
+            out.append(f"{f.verdict:<10} {f.source} → {f.destination}: {f.source_count:,} / {f.dest_count:,}"
+                       + (f", {missing} missing" if missing else "") + (f", {dup} duplicates" if dup else "")
+                       + (f", {extra} extra (not in the old mailbox)" if extra else "")
+                       + (f" ({f.details})" if f.details else ""))
+        out.append(f"result: {self.result()}")
+        return out
+
     def text(self) -> str:
         when = dt.datetime.fromtimestamp(self.started, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         lines = [f"switchover verify — {when}",
@@ -148,24 +165,20 @@ class VerifyReport:
 
 
 def _instant(date: bytes | None) -> float | None:
-    if not date:
-        return None
-    try:
-        return dt.datetime.strptime(date.decode().strip(), "%d-%b-%Y %H:%M:%S %z").timestamp()
-    except ValueError:
-        return None
+    """The instant of an INTERNALDATE (the zone it is written in does not matter)."""
+    when = parse_date(date) if date else None
+    return when.timestamp() if when is not None else None
 
 
 def _flagset(flags: bytes) -> frozenset[str]:
     return frozenset(f for f in flags.decode("utf-8", "replace").split() if f.upper() != "\\RECENT")
 
 
-def _read_folder(wire: Any, name: str, max_bytes: int) -> list[Any]:
+def _read_folder(wire: Wire, name: str, max_bytes: int) -> list[SrcMsg]:
     """Every message of a folder (identity, flags, date); the listing must agree with the
     server's EXISTS and every listed UID must be read (else ``Incomplete``)."""
-    from .transfer import identify
     _, uids = wire.select_and_search(name)      # checked against EXISTS
-    out: list[Any] = []
+    out: list[SrcMsg] = []
     for i in range(0, len(uids), CHUNK):
         out.extend(identify(wire, uids[i:i + CHUNK], max_bytes))
     if len(out) != len(uids):
@@ -174,11 +187,11 @@ def _read_folder(wire: Any, name: str, max_bytes: int) -> list[Any]:
     return out
 
 
-def compare(source: str, destination: str, src: list[Any], dst: list[Any]) -> FolderVerify:
-    """Compare two lists of migrate.SrcMsg by identity multiset, flags and dates."""
+def compare(source: str, destination: str, src: list[SrcMsg], dst: list[SrcMsg]) -> FolderVerify:
+    """Compare two lists of messages by identity multiset, flags and dates."""
     fv = FolderVerify(source, destination, len(src), len(dst))
-    by_src: dict[str, list[Any]] = defaultdict(list)
-    by_dst: dict[str, list[Any]] = defaultdict(list)
+    by_src: dict[str, list[SrcMsg]] = defaultdict(list)
+    by_dst: dict[str, list[SrcMsg]] = defaultdict(list)
     for m in src:
         by_src[m.identity].append(m)
     for m in dst:
@@ -221,23 +234,21 @@ def compare(source: str, destination: str, src: list[Any], dst: list[Any]) -> Fo
     return fv
 
 
-async def verify(engine: Any) -> VerifyReport:
+async def verify(sides: Sides, bus: EventBus, blocking: Blocking, batch_bytes: int) -> VerifyReport:
     """Compare every planned folder of both mailboxes; see the module docstring."""
-    mig = engine.migration
     t0 = time.monotonic()
-    src, dst = await mig.open_pair()
+    src, dst = await sides.open_pair()
     try:
-        mappings, dst_existing, _ = await mig._mappings(src, dst)
-        chosen = [m for m in mappings if m.role != "skip"]
-        bb = engine.config.migration.batch_bytes
-        groups: dict[str, list[Any]] = defaultdict(list)
+        layout = await sides.layout(src, dst)
+        chosen = layout.copied()
+        groups: dict[str, list[FolderMapping]] = defaultdict(list)
         for m in chosen:
             groups[m.destination].append(m)
-        src_msgs: dict[str, list[Any]] = {}
+        src_msgs: dict[str, list[SrcMsg]] = {}
         errors: dict[str, str] = {}
         for m in chosen:
             try:
-                src_msgs[m.source] = await engine.run_blocking(_read_folder, src.wire, m.source, bb)
+                src_msgs[m.source] = await blocking.run(_read_folder, src.wire, m.source, batch_bytes)
             except Incomplete as e:
                 errors[m.source] = f"error: the old mailbox could not be read completely: {e.text}"
                 src_msgs[m.source] = []
@@ -250,35 +261,36 @@ async def verify(engine: Any) -> VerifyReport:
         done = 0
         # real message counts: every source message is checked once against its destination
         total = sum(len(src_msgs.get(m.source, [])) for m in chosen)
-        engine.publish(JobProgress("verify", "running", total, 0, 0, 0))
+        bus.publish(JobProgress("verify", "running", total, 0, 0, 0))
         for dest, ms in groups.items():
-            expected: list[Any] = []
+            expected: list[SrcMsg] = []
             for m in ms:
                 part = src_msgs.get(m.source, [])
                 if m.role == "all_mail":
                     part = [x for x in part if x.identity not in elsewhere]
                 expected.extend(part)
-            if dest in dst_existing:
+            got: list[SrcMsg] = []
+            err = ""
+            if dest in layout.dst_folders:
                 try:
-                    got = await engine.run_blocking(_read_folder, dst.wire, dest, bb)
-                    err = ""
+                    got = await blocking.run(_read_folder, dst.wire, dest, batch_bytes)
                 except Incomplete as e:
-                    got, err = [], f"error: the new mailbox could not be read completely: {e.text}"
+                    err = f"error: the new mailbox could not be read completely: {e.text}"
                 except WireError as e:
-                    got, err = [], f"error: the new server refused to open {dest} ({e.text})"
-            else:
-                got, err = [], ("the folder does not exist in the new mailbox" if expected else "")
+                    err = f"error: the new server refused to open {dest} ({e.text})"
+            elif expected:
+                err = "the folder does not exist in the new mailbox"
             fv = compare(", ".join(m.source for m in ms), dest, expected, got)
             fv.details = "; ".join(x for x in [err, *(errors[m.source] for m in ms if m.source in errors)] if x)
             report.append(fv)
             done += fv.source_count
-            engine.publish(FolderProgress("verify", fv.source, dest, "verified" if fv.ok else "errors",
-                                          fv.source_count, 0, done_messages=fv.source_count,
-                                          errors=len(fv.missing) + len(fv.duplicates)))
-            engine.publish(JobProgress("verify", "running", total, 0, done, 0))
+            bus.publish(FolderProgress("verify", fv.source, dest, "verified" if fv.ok else "errors",
+                                       fv.source_count, 0, done_messages=fv.source_count,
+                                       errors=len(fv.missing) + len(fv.duplicates)))
+            bus.publish(JobProgress("verify", "running", total, 0, done, 0))
         rep = VerifyReport(report, ok=all(f.ok for f in report), elapsed=time.monotonic() - t0)
-        engine.publish(JobProgress("verify", "done" if rep.ok else "failed", total, 0, done, 0,
-                                   detail=rep.describe()))
+        bus.publish(JobProgress("verify", "done" if rep.ok else "failed", total, 0, done, 0,
+                                detail=rep.describe()))
         return rep
     finally:
-        await mig._close_all([c for c in (src, dst) if c])
+        await sides.close_all([src, dst])

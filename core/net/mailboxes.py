@@ -21,7 +21,7 @@ from typing import Any, Iterable
 import imapclient
 from imapclient.exceptions import IMAPClientError
 
-from ..errors import FolderError
+from ..errors import FolderError, sentence
 
 SPECIALS = ("\\Sent", "\\Drafts", "\\Trash", "\\Junk", "\\Archive", "\\All", "\\Flagged", "\\Important")
 #: specials copied to the destination's counterpart, in plan order
@@ -147,14 +147,14 @@ def _decode(value: object) -> str:
     return str(value)
 
 
-def _list_special_use(client: imapclient.IMAPClient) -> list[tuple]:
+def _list_special_use(client: imapclient.IMAPClient) -> list[tuple[Any, ...]]:
     # imapclient has no LIST-EXTENDED call; the response is an ordinary LIST reply, so
     # its own parser (which decodes modified UTF-7) reads it.
     imap = client._imap
     typ, dat = imap._simple_command("LIST", b'""', b'"*"', "RETURN", "(SPECIAL-USE)")
     client._checkok("list", typ, dat)
     typ, dat = imap._untagged_response(typ, dat, "LIST")
-    return client._proc_folder_list(dat)
+    return list(client._proc_folder_list(dat))
 
 
 def list_folders(client: imapclient.IMAPClient) -> list[FolderInfo]:
@@ -162,7 +162,7 @@ def list_folders(client: imapclient.IMAPClient) -> list[FolderInfo]:
     recognised by special-use flags (asked for explicitly where SPECIAL-USE is
     advertised, XLIST on old Gmail) and else by the name table."""
     caps = {c.upper() for c in (_decode(c) for c in client.capabilities())}
-    rows: list[tuple] | None = None
+    rows: list[tuple[Any, ...]] | None = None
     inbox_flag = False
     try:
         if "SPECIAL-USE" in caps:
@@ -224,12 +224,11 @@ def namespace_of(client: imapclient.IMAPClient) -> tuple[str, str]:
 
 
 def _words(e: BaseException) -> str:
-    """The server's own words: without imapclient's "create failed: " and Dovecot's
-    timing suffix "(0.001 + 0.000 secs)"."""
-    text = str(e)
-    if text[:2] in ("b'", 'b"'):
+    """The server's own words (errors.sentence) without imapclient's "create failed: "
+    and Dovecot's timing suffix "(0.001 + 0.000 secs)"."""
+    text = re.sub(r"^\w+ failed: ", "", sentence(e))
+    if text[:2] in ("b'", 'b"') and text[-1:] == text[1]:
         text = text[2:-1]
-    text = re.sub(r"^\w+ failed: ", "", text.strip())
     text = re.sub(r"\s*\([\d.]+ \+ [\d.]+(?: \+ [\d.]+)? secs\)\.?$", "", text)
     return text.strip().rstrip(".") or e.__class__.__name__
 
@@ -273,4 +272,5 @@ def sent_folder(folders: Iterable[FolderInfo]) -> FolderInfo | None:
     folders = list(folders)
     flagged = [f for f in folders if f.special == "\\Sent" and f.special_by_flag]
     named = [f for f in folders if f.special == "\\Sent" and f.selectable]
-    return (flagged or named or [None])[0]
+    found = flagged or named
+    return found[0] if found else None

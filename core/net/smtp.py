@@ -70,7 +70,8 @@ class SendResult:
     response: str = ""
 
 
-def _words(raw: bytes | str) -> str:
+def _reply_text(raw: bytes | str) -> str:
+    """A server reply's text on one line (not an exception's: see errors.sentence)."""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
     return " ".join(text.split())
 
@@ -80,7 +81,7 @@ def is_throttle(code: int | None, words: str) -> bool:
 
 
 def _refusal(what: str, code: int, raw: bytes | str) -> SmtpError:
-    words = _words(raw)
+    words = _reply_text(raw)
     throttled = is_throttle(code, words)
     temporary = 400 <= code < 500
     kind = ("the server asks to slow down" if throttled
@@ -175,7 +176,7 @@ def send(account: Account, mail_from: str, rcpts: list[str], raw: bytes, *,
         try:
             _login(conn, account, password)
         except smtplib.SMTPAuthenticationError as e:
-            words = _words(e.smtp_error)
+            words = _reply_text(e.smtp_error)
             if 400 <= e.smtp_code < 500:
                 raise _refusal(f"{who} could not check the login for {account.username} now",
                                e.smtp_code, e.smtp_error) from None
@@ -195,11 +196,11 @@ def send(account: Account, mail_from: str, rcpts: list[str], raw: bytes, *,
         try:
             refused = tx.run(mail_from, rcpts, raw, options)
         except smtplib.SMTPRecipientsRefused as e:
-            parts = [f"{addr}: {code} {_words(msg)}" for addr, (code, msg) in e.recipients.items()]
+            parts = [f"{addr}: {code} {_reply_text(msg)}" for addr, (code, msg) in e.recipients.items()]
             code = min((c for c, _ in e.recipients.values()), default=550)
             temp = all(400 <= c < 500 for c, _ in e.recipients.values())
             words = "; ".join(parts)
-            throttled = any(is_throttle(c, _words(m)) for c, m in e.recipients.values())
+            throttled = any(is_throttle(c, _reply_text(m)) for c, m in e.recipients.values())
             kind = ("the server asks to slow down" if throttled
                     else "temporary, will work later" if temp else "permanent")
             raise SmtpError(f"{who} refused the recipient ({words}) ({kind}).", code=code,
@@ -214,7 +215,7 @@ def send(account: Account, mail_from: str, rcpts: list[str], raw: bytes, *,
             polite = not tx.in_data
         accepted = tuple(r for r in rcpts if r not in refused)
         return SendResult(accepted=accepted,
-                          refused={a: f"{c} {_words(m)}" for a, (c, m) in refused.items()},
+                          refused={a: f"{c} {_reply_text(m)}" for a, (c, m) in refused.items()},
                           response="accepted")
     except smtplib.SMTPServerDisconnected as e:
         raise ConnectError(f"{who} {ep.host}:{ep.port} closed the connection ({e or 'no reason given'}).") from None
@@ -263,7 +264,7 @@ class _Transaction:
             if code == 421:
                 conn.close()
             else:
-                conn._rset()
+                conn._rset()  # type: ignore[attr-defined]  # smtplib's quiet RSET, as sendmail() uses
             raise smtplib.SMTPSenderRefused(code, resp, mail_from)
         refused: dict[str, tuple[int, bytes]] = {}
         for rcpt in rcpts:
@@ -274,12 +275,12 @@ class _Transaction:
                 conn.close()
                 raise smtplib.SMTPRecipientsRefused(refused)
         if len(refused) == len(rcpts):
-            conn._rset()
+            conn._rset()  # type: ignore[attr-defined]  # smtplib's quiet RSET, as sendmail() uses
             raise smtplib.SMTPRecipientsRefused(refused)
         conn.putcmd("data")
         code, resp = conn.getreply()
         if code != 354:
-            conn._rset()
+            conn._rset()  # type: ignore[attr-defined]  # smtplib's quiet RSET, as sendmail() uses
             raise smtplib.SMTPDataError(code, resp)
         self.in_data = True
         if self.before_data is not None:
@@ -303,7 +304,7 @@ class _Transaction:
             if code == 421:
                 conn.close()
             else:
-                conn._rset()
+                conn._rset()  # type: ignore[attr-defined]  # smtplib's quiet RSET, as sendmail() uses
             raise smtplib.SMTPDataError(code, resp)
         return refused
 

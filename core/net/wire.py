@@ -12,146 +12,26 @@ from __future__ import annotations
 import itertools
 import re
 import socket
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, BinaryIO, Callable
 
 import imapclient
-from imapclient import imap_utf7
 
+# the protocol text the wire speaks; callers import these names from here
+from .protocol import (_CODE, _TOKEN, _UNTAGGED_NUM, AppendResult, ConnectionLost, Incomplete,
+                       ResponseTooLong, Selected, WireError, check_listed, expand_uid_set, mailbox,
+                       parse_tokens, quote, uid_set)
 
-class WireError(Exception):
-    """A command failed (NO / BAD); ``text`` is the server's words."""
-
-    def __init__(self, status: str, text: str) -> None:
-        super().__init__(f"{status} {text}")
-        self.status = status
-        self.text = text
-
-    @property
-    def code(self) -> str:
-        m = re.match(r"\[([A-Z-]+)", self.text)
-        return m.group(1) if m else ""
-
-
-class ConnectionLost(OSError):
-    """The connection broke or the server said BYE (possibly throttling)."""
-
-
-class ResponseTooLong(WireError):
-    """A server line longer than MAX_LINE: refused loudly (the connection is closed)."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__("BAD", text)
-
-
-class Incomplete(WireError):
-    """A listing disagreed with the server's own count (EXISTS): never taken as complete."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__("NO", text)
+__all__ = ["MAX_LINE", "AppendResult", "ConnectionLost", "Incomplete", "ResponseTooLong", "Selected",
+           "Wire", "WireError", "check_listed", "expand_uid_set", "mailbox", "parse_tokens", "quote",
+           "uid_set", "_TOKEN"]
 
 
 #: longest server line read (a UID SEARCH of 5 million messages is ~45 MB)
 MAX_LINE = 64 * 2**20
 _PIECE = 1 << 20
 
-
 _LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n$")
-_TOKEN = re.compile(
-    rb'[ \t]*(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|'
-    rb'([^\s()"{}\[\]]*\[[^\]]*\][^\s()"{}]*|[^\s()"{}\[\]]+))')
-_UNQUOTE = re.compile(rb"\\(.)")
-_UNTAGGED_NUM = re.compile(rb"\* (\d+) ([A-Z]+)")
-_CODE = re.compile(rb"\[([A-Z-]+)(?: ([^\]]*))?\]")
 _tags = itertools.count(1)
-
-
-def quote(name: str | bytes) -> bytes:
-    raw = name.encode() if isinstance(name, str) else name
-    return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
-
-
-def mailbox(name: str) -> bytes:
-    return quote(imap_utf7.encode(name))
-
-
-def uid_set(uids: Iterable[int]) -> bytes:
-    """Compact UID set: 1:5,7,9:10."""
-    out: list[bytes] = []
-    start = prev = None
-    for u in sorted(uids):
-        if start is None:
-            start = prev = u
-        elif u == prev + 1:
-            prev = u
-        else:
-            out.append(b"%d" % start if start == prev else b"%d:%d" % (start, prev))
-            start = prev = u
-    if start is not None:
-        out.append(b"%d" % start if start == prev else b"%d:%d" % (start, prev))
-    return b",".join(out)
-
-
-def expand_uid_set(text: bytes | str) -> list[int]:
-    if isinstance(text, str):
-        text = text.encode()
-    out: list[int] = []
-    for part in text.split(b","):
-        if b":" in part:
-            a, b = (int(x) for x in part.split(b":"))
-            out.extend(range(min(a, b), max(a, b) + 1))
-        elif part.strip():
-            out.append(int(part))
-    return out
-
-
-def parse_tokens(parts: list[bytes]) -> list[Any]:
-    """Turn a response (text parts alternating with literals) into nested lists."""
-    root: list[Any] = []
-    stack = [root]
-    for i, part in enumerate(parts):
-        if i % 2:
-            stack[-1].append(part)     # the literal itself, not a copy (bodies can be big)
-            continue
-        # finditer skips what no token matches (e.g. "{"), one character at a time, like
-        # the hand-written loop it replaced; it runs once per FETCH line, so it is hot
-        for m in _TOKEN.finditer(part):
-            atom = m.group(4)
-            if atom is not None:
-                stack[-1].append(atom)
-            elif m.group(1):
-                new: list[Any] = []
-                stack[-1].append(new)
-                stack.append(new)
-            elif m.group(2):
-                if len(stack) > 1:
-                    stack.pop()
-            else:
-                q = m.group(3)
-                stack[-1].append(_UNQUOTE.sub(rb"\1", q) if b"\\" in q else q)
-    return root
-
-
-def check_listed(folder: str, listed: int, exists: int) -> None:
-    """A listing must hold as many messages as the server says the folder has."""
-    if listed != exists:
-        raise Incomplete(f"the server counts {exists:,} messages in {folder} but listed {listed:,}")
-
-
-@dataclass
-class Selected:
-    name: str
-    exists: int
-    uidvalidity: int
-    uidnext: int
-
-
-@dataclass
-class AppendResult:
-    ok: bool
-    uid: int | None = None
-    uidvalidity: int | None = None
-    text: str = ""
 
 
 class Wire:
@@ -159,9 +39,11 @@ class Wire:
 
     def __init__(self, client: imapclient.IMAPClient) -> None:
         self.client = client
+        # imapclient (3.x) offers no raw access: its imaplib connection's socket and
+        # buffered reader are private; the bulk paths need them (see the module docstring)
         self.imap = client._imap
-        self.sock = self.imap.sock
-        self.file = self.imap.file
+        self.sock: socket.socket = self.imap.sock
+        self.file: BinaryIO = self.imap.file
         try:   # many small writes (pipelined commands, literal heads) must not wait for ACKs
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
@@ -296,7 +178,8 @@ class Wire:
 
     # -- commands -------------------------------------------------------------------------
     @staticmethod
-    def _select_handler(info: dict[str, int]) -> Callable[[list[bytes]], None]:
+    def select_handler(info: dict[str, int]) -> Callable[[list[bytes]], None]:
+        """EXISTS, UIDVALIDITY and UIDNEXT of a SELECT / EXAMINE answer into ``info``."""
         def untagged(parts: list[bytes]) -> None:
             head = parts[0]
             m = _UNTAGGED_NUM.match(head)
@@ -321,7 +204,7 @@ class Wire:
         t2 = self.start(b"UID SEARCH ALL") if search else None
         err: WireError | None = None
         try:
-            self.finish(t1, self._select_handler(info))
+            self.finish(t1, self.select_handler(info))
         except WireError as e:
             err = e
         if t2 is not None:

@@ -1,268 +1,36 @@
-"""The old mailbox's server-side auto-reply: a small ManageSieve client (RFC 5804) and the
-Sieve vacation script (RFC 5230) carrying the short change notice.
+"""The old mailbox's server-side auto-reply: the Sieve vacation script (RFC 5230)
+carrying the short change notice, installed over ManageSieve (core/net/sieve.py).
 
 ``enable`` never destroys the user's own filters: the previously active script is kept
 and run from ours (``include :personal`` when the server has the include extension,
 else its text is copied in after the vacation), its name is remembered in the
-``autoreply`` table, and ``disable`` makes it active again and deletes ours.
+``autoreply`` table (the only SQL on it is here), and ``disable`` makes it active again
+and deletes ours. What the server says is the checklist's evidence: ``status`` publishes
+a ``Proven("autoreply", ...)`` event.
 
 Where the server has no ManageSieve (none of the big providers do), ``status`` says so,
 with the provider's web-settings steps, and that switchover's in-app reminders answer
-senders while it runs. The socket work is blocking and runs in engine worker threads.
+senders while it runs. The socket work is blocking and runs in worker threads.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import re
-import socket
-import ssl
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..config import Account, Endpoint
+from ..config import Config
+from ..context import Accounts, Blocking
 from ..errors import AuthError, ConnectError, SwitchoverError
-from ..net.imap import describe_os_error, ssl_context
-from ..providers import get_provider
+from ..events import EventBus, Proven
 from ..mail.templates import autoreply_notice
-
-if TYPE_CHECKING:
-    from ..engine import Engine
+from ..net.sieve import ManageSieve, SieveError, login, sieve_endpoint
+from ..providers import get_provider
+from ..store import Store
 
 SCRIPT_NAME = "switchover"
-SIEVE_PORT = 4190
-
-
-class SieveError(SwitchoverError):
-    """The ManageSieve server answered NO / BYE; ``code`` is its response code."""
-
-    def __init__(self, message: str, code: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class Atom(str):
-    """An unquoted token in a response (OK, NO, ACTIVE ...)."""
-
-
-@dataclass(frozen=True)
-class Response:
-    status: str                      # OK | NO | BYE
-    code: str                        # response code text, e.g. "NONEXISTENT", "SASL ..."
-    text: str
-    lines: list[list[Any]]           # untagged lines before it, as token lists
-
-
-def quote(value: str) -> bytes:
-    """A ManageSieve string: quoted when plain ASCII, else a non-synchronizing literal."""
-    raw = value.encode("utf-8")
-    if value.isascii() and "\r" not in value and "\n" not in value and len(raw) < 1000:
-        return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
-    return b"{%d+}\r\n" % len(raw) + raw
-
-
-class ManageSieve:
-    """A blocking ManageSieve connection: ``connect`` → ``authenticate`` → commands."""
-
-    def __init__(self, host: str, port: int, *, security: str = "starttls", timeout: float = 15.0,
-                 context: ssl.SSLContext | None = None) -> None:
-        self.host, self.port, self.security, self.timeout = host, port, security, timeout
-        self.context = context or ssl.create_default_context()
-        self.sock: socket.socket | None = None
-        self.file: Any = None
-        self.capabilities: dict[str, str] = {}
-
-    # -- wire ----------------------------------------------------------------------------
-    def _attach(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.file = sock.makefile("rb")
-
-    def connect(self) -> dict[str, str]:
-        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
-        if self.security == "ssl":
-            sock = self.context.wrap_socket(sock, server_hostname=self.host)
-        self._attach(sock)
-        self.capabilities = self._caps(self.read_response())
-        if self.security != "none" and self.security != "ssl":
-            if "STARTTLS" not in self.capabilities:
-                raise ConnectError(f"The ManageSieve server {self.host}:{self.port} does not offer "
-                                   f"STARTTLS; set sieve.security to ssl or none.")
-            self.command(b"STARTTLS")
-            tls = self.context.wrap_socket(self.sock, server_hostname=self.host)
-            self._attach(tls)
-            # RFC 5804 2.2: the server sends its capabilities again after TLS
-            self.capabilities = self._caps(self.read_response())
-        return self.capabilities
-
-    def send(self, data: bytes) -> None:
-        assert self.sock is not None
-        self.sock.sendall(data)
-
-    def _line(self) -> bytes:
-        line = self.file.readline(1 << 20)
-        if not line:
-            raise ConnectError(f"The ManageSieve server {self.host}:{self.port} closed the connection.")
-        return line
-
-    def _tokens(self) -> list[Any]:
-        """One response line as tokens: Atom, str (quoted or literal), list (parens)."""
-        line = self._line()
-        stack: list[list[Any]] = [[]]
-        i = 0
-        while True:
-            while i < len(line) and line[i:i + 1] in (b" ", b"\t"):
-                i += 1
-            if i >= len(line) or line[i:i + 1] in (b"\r", b"\n"):
-                break
-            c = line[i:i + 1]
-            if c == b'"':
-                j, out = i + 1, bytearray()
-                while j < len(line) and line[j:j + 1] != b'"':
-                    if line[j:j + 1] == b"\\":
-                        j += 1
-                    out += line[j:j + 1]
-                    j += 1
-                stack[-1].append(out.decode("utf-8", "replace"))
-                i = j + 1
-            elif c == b"{":
-                m = re.match(rb"\{(\d+)\+?\}\r?\n", line[i:])
-                if not m:
-                    raise ConnectError(f"The ManageSieve server sent a malformed literal: {line[:80]!r}.")
-                n = int(m.group(1))
-                stack[-1].append(self.file.read(n).decode("utf-8", "replace"))
-                line, i = self._line(), 0
-            elif c == b"(":
-                stack.append([])
-                i += 1
-            elif c == b")":
-                inner = stack.pop() if len(stack) > 1 else []
-                stack[-1].append(inner)
-                i += 1
-            else:
-                m = re.match(rb'[^\s()"{]+', line[i:])
-                assert m
-                stack[-1].append(Atom(m.group(0).decode("utf-8", "replace")))
-                i += len(m.group(0))
-        return stack[0]
-
-    def read_response(self) -> Response:
-        lines: list[list[Any]] = []
-        while True:
-            toks = self._tokens()
-            if toks and isinstance(toks[0], Atom) and toks[0].upper() in ("OK", "NO", "BYE"):
-                code, text = "", ""
-                for t in toks[1:]:
-                    if isinstance(t, list):
-                        code = " ".join(str(x) for x in t)
-                    elif isinstance(t, str):
-                        text = str(t)
-                return Response(toks[0].upper(), code, text, lines)
-            lines.append(toks)
-
-    def command(self, *parts: bytes, what: str = "") -> Response:
-        self.send(b" ".join(parts) + b"\r\n")
-        resp = self.read_response()
-        if resp.status != "OK":
-            verb = parts[0].decode()
-            words = resp.text or resp.code or resp.status
-            code = f" [{resp.code}]" if resp.code else ""
-            raise SieveError(f"The ManageSieve server refused {what or verb}: {words}{code}.",
-                             resp.code.split(" ")[0] if resp.code else "")
-        return resp
-
-    @staticmethod
-    def _caps(resp: Response) -> dict[str, str]:
-        caps: dict[str, str] = {}
-        for toks in resp.lines:
-            if toks:
-                caps[str(toks[0]).upper()] = str(toks[1]) if len(toks) > 1 else ""
-        return caps
-
-    # -- commands ------------------------------------------------------------------------
-    @property
-    def extensions(self) -> set[str]:
-        return set(self.capabilities.get("SIEVE", "").lower().split())
-
-    @property
-    def sasl(self) -> set[str]:
-        return set(self.capabilities.get("SASL", "").upper().split())
-
-    def authenticate(self, username: str, secret: str, *, oauth2: bool = False) -> None:
-        if oauth2 and "OAUTHBEARER" in self.sasl:
-            mech, ir = "OAUTHBEARER", f"n,a={username},\x01auth=Bearer {secret}\x01\x01"
-        elif oauth2 and "XOAUTH2" in self.sasl:
-            mech, ir = "XOAUTH2", f"user={username}\x01auth=Bearer {secret}\x01\x01"
-        else:
-            mech, ir = "PLAIN", f"\x00{username}\x00{secret}"
-        if self.sasl and mech not in self.sasl:
-            raise AuthError(f"The ManageSieve server offers no login method switchover can use "
-                            f"({' '.join(sorted(self.sasl))}).")
-        self.send(b'AUTHENTICATE "' + mech.encode() + b'" "' + base64.b64encode(ir.encode()) + b'"\r\n')
-        while True:
-            toks = self._tokens()
-            if toks and isinstance(toks[0], Atom) and toks[0].upper() in ("OK", "NO", "BYE"):
-                break
-            # an OAuth error challenge: answer with an empty response, then read NO
-            self.send(b'""\r\n')
-        status = toks[0].upper()
-        if status != "OK":
-            words = next((str(t) for t in toks[1:] if isinstance(t, str)), status)
-            raise AuthError(f"The ManageSieve server refused the login for {username}: {words.rstrip('.')}.")
-
-    def listscripts(self) -> list[tuple[str, bool]]:
-        resp = self.command(b"LISTSCRIPTS")
-        out = []
-        for toks in resp.lines:
-            if toks:
-                active = any(isinstance(t, Atom) and t.upper() == "ACTIVE" for t in toks[1:])
-                out.append((str(toks[0]), active))
-        return out
-
-    def active_script(self) -> str | None:
-        return next((n for n, a in self.listscripts() if a), None)
-
-    def getscript(self, name: str) -> str:
-        resp = self.command(b"GETSCRIPT", quote(name), what=f"to read the script {name}")
-        for toks in resp.lines:
-            if toks:
-                return str(toks[0])
-        return ""
-
-    def checkscript(self, content: str) -> None:
-        self.command(b"CHECKSCRIPT", quote_literal(content), what="the script")
-
-    def putscript(self, name: str, content: str) -> None:
-        self.command(b"PUTSCRIPT", quote(name), quote_literal(content), what=f"to store the script {name}")
-
-    def setactive(self, name: str) -> None:
-        self.command(b"SETACTIVE", quote(name), what=f"to activate {name or 'no script'}")
-
-    def deletescript(self, name: str) -> None:
-        self.command(b"DELETESCRIPT", quote(name), what=f"to delete the script {name}")
-
-    def logout(self) -> None:
-        try:
-            self.send(b"LOGOUT\r\n")
-            self.read_response()
-        except Exception:
-            pass
-        self.close()
-
-    def close(self) -> None:
-        for obj in (self.file, self.sock):
-            try:
-                if obj is not None:
-                    obj.close()
-            except Exception:
-                pass
-        self.file = self.sock = None
-
-
-def quote_literal(value: str) -> bytes:
-    raw = value.encode("utf-8")
-    return b"{%d+}\r\n" % len(raw) + raw
 
 
 # -- the script ---------------------------------------------------------------------------
@@ -334,26 +102,15 @@ class AutoReplyStatus:
     steps: str = ""
 
 
-def sieve_endpoint(account: Account) -> Endpoint | None:
-    """The configured ManageSieve endpoint, else the IMAP host on 4190 for self-hosted
-    servers; None for the big providers (none of them offers ManageSieve)."""
-    if account.sieve is not None:
-        return account.sieve
-    if account.provider != "custom":
-        return None
-    return Endpoint(account.imap.host, SIEVE_PORT,
-                    "none" if account.imap.security == "none" else "starttls")
-
-
 class AutoReply:
-    """The ``engine.autoreply`` facet."""
+    """``engine.autoreply``."""
 
-    def __init__(self, engine: "Engine") -> None:
-        self.engine = engine
+    def __init__(self, store: Store, bus: EventBus, accounts: Accounts, blocking: Blocking,
+                 config: Config) -> None:
+        self.store, self.bus, self.accounts, self.blocking, self.config = store, bus, accounts, blocking, config
 
     def _unsupported(self, why: str) -> AutoReplyStatus:
-        acct = self.engine.config.old
-        steps = get_provider(acct.provider).autoreply_steps or (
+        steps = get_provider(self.config.old.provider).autoreply_steps or (
             "In your provider's web mail, look for 'Vacation', 'Out of office' or 'Automatic "
             "reply', switch it on with the notice text and the last day, and save.")
         detail = (f"{why} Set the auto-reply in the provider's web settings instead; while "
@@ -362,33 +119,23 @@ class AutoReply:
 
     def _open(self) -> ManageSieve:
         """Connected and logged in; raises ConnectError / AuthError / SieveError."""
-        acct = self.engine.account("old")
-        ep = sieve_endpoint(acct)
-        assert ep is not None
-        client = ManageSieve(ep.host, ep.port, security=ep.security, context=ssl_context(acct))
-        try:
-            client.connect()
-            client.authenticate(acct.username, acct.secret(), oauth2=acct.uses_oauth2)
-        except (OSError, ssl.SSLError) as e:
-            client.close()
-            raise ConnectError(f"ManageSieve on the old server: {describe_os_error(ep.host, ep.port, e)}.") from None
-        except BaseException:
-            client.close()
-            raise
-        return client
+        account = self.accounts.account("old")
+        endpoint = sieve_endpoint(account)
+        assert endpoint is not None
+        return login(account, endpoint)
 
     async def _last_row(self) -> Any:
-        return await self.engine.store.fetchone(
-            "SELECT * FROM autoreply WHERE removed IS NULL ORDER BY id DESC LIMIT 1")
+        return await self.store.fetchone("SELECT * FROM autoreply WHERE removed IS NULL ORDER BY id DESC LIMIT 1")
 
     async def status(self) -> AutoReplyStatus:
-        acct = self.engine.config.old
+        """What the old server says; its answer is the checklist's evidence (Proven)."""
+        acct = self.config.old
         ep = sieve_endpoint(acct)
         if ep is None:
             return self._unsupported(f"{get_provider(acct.provider).label} offers no ManageSieve, "
                                      f"so switchover cannot install the auto-reply itself.")
         try:
-            scripts = await self.engine.run_blocking(self._list)
+            scripts = await self.blocking.run(self._list)
         except (ConnectError, SieveError) as e:
             if isinstance(e, AuthError):
                 raise
@@ -396,19 +143,19 @@ class AutoReply:
                                      f"{ep.host}:{ep.port} ({e.message.rstrip('.')}).")
         row = await self._last_row()
         name = row["script_name"] if row else SCRIPT_NAME
-        active = dict(scripts).get(name, False)
+        active = bool(dict(scripts).get(name, False))
         if active:
             detail = f"The auto-reply script '{name}' is active on the old server."
             if row and row["detail"]:
                 detail += f" Note: {row['detail']}."
         else:
             other = next((n for n, a in scripts if a), None)
-            detail = ("The auto-reply is off." + (f" The active script is '{other}'." if other else ""))
+            detail = "The auto-reply is off." + (f" The active script is '{other}'." if other else "")
         # what the server says is the checklist's evidence, either way
         evidence = (f"Sieve script '{name}' active on {ep.host} ({dt.datetime.now():%Y-%m-%d %H:%M})"
                     if active else "the auto-reply is off on the old server")
-        await self.engine.checklist.prove("autoreply", bool(active), evidence)
-        return AutoReplyStatus(True, bool(active), name if active else None, detail)
+        self.bus.publish(Proven("autoreply", active, evidence))
+        return AutoReplyStatus(True, active, name if active else None, detail)
 
     def _list(self) -> list[tuple[str, bool]]:
         client = self._open()
@@ -419,17 +166,18 @@ class AutoReply:
 
     async def enable(self, *, days: int = 7, end: dt.date | None = None, subject: str | None = None,
                      text: str | None = None) -> AutoReplyStatus:
-        acct = self.engine.config.old
-        if sieve_endpoint(acct) is None:
+        if sieve_endpoint(self.config.old) is None:
             return await self.status()
-        cfg = self.engine.config
-        ident = cfg.identity
-        end = end or cfg.transition.close_date
-        notice = autoreply_notice(ident, end)
+        end = end or self.config.transition.close_date
+        if end is not None and end < dt.date.today():
+            raise SwitchoverError(f"transition.close_date is {end}, in the past: an auto-reply ending "
+                                  f"then would never answer; set the real closing date in the config "
+                                  f"first.", exit_code=2)
+        notice = autoreply_notice(self.config.identity, end)
         row = await self._last_row()
         remembered = row["previous_active"] if row else None
         try:
-            previous, note = await self.engine.run_blocking(
+            previous, note = await self.blocking.run(
                 self._install, subject or notice.subject, text or notice.body, days, end,
                 row is not None, remembered)
         except (ConnectError, SieveError) as e:
@@ -441,17 +189,16 @@ class AutoReply:
             raise
         now = time.time()
         if row is None:
-            await self.engine.store.execute(
+            await self.store.run(
                 "INSERT INTO autoreply (installed, script_name, previous_active, detail) VALUES (?, ?, ?, ?)",
                 (now, SCRIPT_NAME, previous, note))
         else:
-            await self.engine.store.execute(
-                "UPDATE autoreply SET installed=?, detail=? WHERE id=?", (now, note, row["id"]))
+            await self.store.run("UPDATE autoreply SET installed=?, detail=? WHERE id=?", (now, note, row["id"]))
         return await self.status()
 
     def _install(self, subject: str, body: str, days: int, end: dt.date | None,
                  known: bool, remembered: str | None) -> tuple[str | None, str]:
-        ident = self.engine.config.identity
+        ident = self.config.identity
         client = self._open()
         try:
             scripts = client.listscripts()
@@ -470,8 +217,8 @@ class AutoReply:
                 else:
                     wrapped = client.getscript(previous)
             from_addr = f'"{ident.name}" <{ident.old_address}>' if ident.name.isascii() else ident.old_address
-            addresses = sorted({ident.old_address, *( [self.engine.config.old.username]
-                                                     if "@" in self.engine.config.old.username else [])})
+            username = self.config.old.username
+            addresses = sorted({ident.old_address, *([username] if "@" in username else [])})
             script, note = build_script(subject=subject, body=body, days=days, addresses=addresses,
                                         from_addr=from_addr, end=end, extensions=exts,
                                         include=include, wrapped=wrapped)
@@ -494,14 +241,13 @@ class AutoReply:
             client.logout()
 
     async def disable(self) -> AutoReplyStatus:
-        acct = self.engine.config.old
-        if sieve_endpoint(acct) is None:
+        if sieve_endpoint(self.config.old) is None:
             return await self.status()
         row = await self._last_row()
         previous = row["previous_active"] if row else None
-        await self.engine.run_blocking(self._remove, previous)
+        await self.blocking.run(self._remove, previous)
         if row is not None:
-            await self.engine.store.execute("UPDATE autoreply SET removed=? WHERE id=?", (time.time(), row["id"]))
+            await self.store.run("UPDATE autoreply SET removed=? WHERE id=?", (time.time(), row["id"]))
         return await self.status()
 
     def _remove(self, previous: str | None) -> None:

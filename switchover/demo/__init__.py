@@ -210,8 +210,8 @@ def start_demo(state_dir: Path = DEFAULT_DIR, *, reset: bool = False, live: bool
                               DemoUser(NEW_ADDRESS, new_pw, NEW_ADDRESS))
         servers.start()
         persist.servers = [servers.old, servers.new]
-        handle = DemoHandle(config_path, state_dir, servers.old.port, servers.new.port,
-                            servers.smtp_port, servers.old.sieve_port,
+        handle = DemoHandle(config_path, state_dir, servers.old_imap.port, servers.new_imap.port,
+                            servers.smtp_port, servers.old_imap.sieve_port,
                             _servers=servers, _persist=persist, _lock=lock)
         if persist.has_mail():
             handle.history_messages = servers.call(persist.restore())
@@ -224,7 +224,7 @@ def start_demo(state_dir: Path = DEFAULT_DIR, *, reset: bool = False, live: bool
         # always mid-transition: day 21 of 90, whenever the demo is started
         today = dt.date.today()
         write_config(config_path, old=servers.old_user, new=servers.new_user,
-                     old_port=servers.old.port, new_port=servers.new.port,
+                     old_port=servers.old_imap.port, new_port=servers.new_imap.port,
                      smtp_port=servers.smtp_port, start=today - dt.timedelta(days=20),
                      close=today + dt.timedelta(days=70))
         handle._saver = asyncio.run_coroutine_threadsafe(_save_forever(persist), servers.loop.loop)

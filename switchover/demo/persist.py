@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pymap.backend.dict.mailbox import MailboxData
 
-from .servers import ImapServer, bulk_load
+from .harness import Mailboxes, bulk_load
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,7 +44,7 @@ class MailPersistence:
     """Saves and restores every mailbox of the given servers."""
 
     path: Path
-    servers: list[ImapServer]
+    servers: list[Mailboxes]
     _saved: dict[tuple[str, str], _Saved] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -77,7 +77,7 @@ class MailPersistence:
                 total += await self._restore_server(srv)
         return total
 
-    async def _restore_server(self, srv: ImapServer) -> int:
+    async def _restore_server(self, srv: Mailboxes) -> int:
         total = 0
         boxes = self.db.execute("SELECT name, uidvalidity, max_uid FROM boxes WHERE server=? "
                                 "ORDER BY name", (srv.name,)).fetchall()
@@ -93,7 +93,7 @@ class MailPersistence:
         return total
 
     # -- save (runs on the servers' loop, so mailboxes don't change underneath) ---------
-    def _boxes(self, srv: ImapServer) -> dict[str, MailboxData]:
+    def _boxes(self, srv: Mailboxes) -> dict[str, MailboxData]:
         mset = srv.mailbox_set()
         return {"INBOX": mset._inbox, **mset._set}
 
@@ -102,7 +102,7 @@ class MailPersistence:
         written = 0
         with self.lock, self.db:
             for srv in self.servers:
-                if srv.config is None:
+                if not srv.started:
                     continue
                 boxes = self._boxes(srv)
                 for (server, name) in [k for k in self._saved if k[0] == srv.name]:

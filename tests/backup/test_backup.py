@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from switchover.core.backup.backups import entry_message, mboxrd_quote, mboxrd_unquote, safe_component
+from switchover.core.backup.layout import safe_component
+from switchover.core.backup.mbox import entry_message, mboxrd_quote, mboxrd_unquote
 from switchover.core.events import FolderProgress, JobProgress
 from switchover.core.mail.identity import identity_of
-from switchover.core.backup.importer import read_mbox
+from switchover.core.backup.sources import read_mbox
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -177,7 +178,6 @@ async def test_verify_reports_damage(engine, mailserver, old_user, tmp_path) -> 
 KILL_SCRIPT = textwrap.dedent("""
     import asyncio, os, signal, sys
     sys.path.insert(0, {root!r})
-    import switchover.core.backup.backups as b
     from switchover.core.config import load_config
     from switchover.core.engine import Engine
     calls = [0]
@@ -201,39 +201,30 @@ KILL_SCRIPT = textwrap.dedent("""
 """)
 
 
-async def test_kill_during_backup_then_resume(engine, mailserver, old_user, tmp_path, config_path) -> None:
-    import yaml
-    cfg = yaml.safe_load(config_path.read_text())
-    cfg["migration"] = {"batch_messages": 3}
-    config_path.write_text(yaml.safe_dump(cfg, allow_unicode=True))
+async def test_kill_during_backup_then_resume(make_engine, mailserver, old_user, new_user, tmp_path) -> None:
+    eng = await make_engine(old_user, new_user, migration={"batch_messages": 3})
     for i in range(20):
         mailserver.append(old_user, "INBOX", msg(i, f"n{i}", body=b"From me\r\n" + b"x" * 2000 + b"\r\n"))
     for i in range(5):
         mailserver.append(old_user, "Archive/2023", msg(100 + i, mid=i % 2 == 0))
     root = tmp_path / "bk"
-    script = KILL_SCRIPT.format(root=str(ROOT), config=str(config_path), dest=str(root), k=3)
+    script = KILL_SCRIPT.format(root=str(ROOT), config=str(eng.config.path), dest=str(root), k=3)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     done_before = len(index_rows(root))
     assert done_before in (5, 6)                 # two batches committed (3+2 or 3+3)
     assert [p for p in (root / "mbox").rglob("*.mbox") if p.read_bytes().endswith(b"Subject: half")]
-    from switchover.core.config import load_config
-    from switchover.core.engine import Engine
-    eng = await Engine.open(load_config(config_path))
-    try:
-        s = await eng.backups.backup(root)
-        assert s.ok, s.errors
-        assert s.already_there == done_before and s.messages_written == 25 - done_before
-        rows = index_rows(root)
-        assert len(rows) == 25
-        assert len({(r["folder"], r["uid"]) for r in rows}) == 25
-        inbox = [src.raw for src in read_mbox(root / "mbox" / "INBOX.mbox", "x")]
-        assert len(inbox) == 20 and len(set(inbox)) == 20       # tail cut, no duplicates
-        emls = [p for p in (root / "eml").rglob("*") if p.is_file()]
-        assert len(emls) == 25 and not [p for p in emls if p.name.startswith(".tmp")]
-        assert (await eng.backups.verify_backup(root)).ok
-    finally:
-        await eng.close()
+    s = await eng.backups.backup(root)
+    assert s.ok, s.errors
+    assert s.already_there == done_before and s.messages_written == 25 - done_before
+    rows = index_rows(root)
+    assert len(rows) == 25
+    assert len({(r["folder"], r["uid"]) for r in rows}) == 25
+    inbox = [src.raw for src in read_mbox(root / "mbox" / "INBOX.mbox", "x")]
+    assert len(inbox) == 20 and len(set(inbox)) == 20       # tail cut, no duplicates
+    emls = [p for p in (root / "eml").rglob("*") if p.is_file()]
+    assert len(emls) == 25 and not [p for p in emls if p.name.startswith(".tmp")]
+    assert (await eng.backups.verify_backup(root)).ok
 
 
 async def test_uidvalidity_change_rebinds(engine, mailserver, old_user, tmp_path) -> None:
@@ -259,57 +250,21 @@ async def test_uidvalidity_change_rebinds(engine, mailserver, old_user, tmp_path
     assert (await engine.backups.verify_backup(root)).ok
 
 
-async def test_backup_courier_layout_and_folder_choice(mailserver, tmp_path) -> None:
-    from switchover.core.config import load_config
-    from switchover.core.engine import Engine
-    from tests.support.servers import write_config
+async def test_backup_courier_layout_and_folder_choice(make_engine, mailserver, tmp_path) -> None:
     if "courier" not in mailserver.features:
         pytest.skip("no Courier-style namespace on this server")
     old = mailserver.add_user("oldc", courier=True)
     new = mailserver.add_user("newc")
     mailserver.append(old, "INBOX.客户.墨西哥", msg(1))
     mailserver.append(old, "INBOX", msg(2))
-    cfg = write_config(tmp_path / "c.yaml", old_user=old, new_user=new, server=mailserver)
-    eng = await Engine.open(load_config(cfg))
-    try:
-        root = tmp_path / "c"
-        s = await eng.backups.backup(root, formats=("mbox",), folders=["INBOX.客户.墨西哥", "Nope"])
-        assert not s.ok and s.messages_written == 1 and any("Nope" in e for e in s.errors)
-        assert (root / "mbox" / "INBOX" / "客户" / "墨西哥.mbox").is_file()
-        assert not (root / "eml").exists()
-        report = await eng.backups.verify_backup(root)
-        assert report.ok, report.problems        # only chosen folders: no "not in backup"
-    finally:
-        await eng.close()
-
-
-async def test_cancel_then_rerun(mailserver, old_user, new_user, tmp_path, monkeypatch) -> None:
-    import switchover.core.backup.backups as backups_mod
-    from switchover.core.config import load_config
-    from switchover.core.engine import Engine
-    from tests.support.servers import write_config
-    monkeypatch.setattr(backups_mod, "EVENT_INTERVAL", 0.0)     # every batch reports
-    for i in range(40):
-        mailserver.append(old_user, "INBOX", msg(i))
-    cfg = write_config(tmp_path / "c.yaml", old_user=old_user, new_user=new_user, server=mailserver,
-                       migration={"batch_messages": 2})
-    eng = await Engine.open(load_config(cfg))
-    try:
-        def on_event(e) -> None:
-            if isinstance(e, FolderProgress) and e.done_messages >= 2:
-                eng.backups.cancel()
-        unsubscribe = eng.subscribe(on_event)
-        root = tmp_path / "cx"
-        s = await eng.backups.backup(root)
-        unsubscribe()
-        assert not s.ok and any("cancelled" in e for e in s.errors)
-        assert 2 <= s.messages_written < 40
-        s2 = await eng.backups.backup(root)
-        assert s2.ok and s2.messages_written + s2.already_there == 40
-        assert s2.already_there == s.messages_written
-        assert len(index_rows(root)) == 40
-    finally:
-        await eng.close()
+    eng = await make_engine(old, new)
+    root = tmp_path / "c"
+    s = await eng.backups.backup(root, formats=("mbox",), folders=["INBOX.客户.墨西哥", "Nope"])
+    assert not s.ok and s.messages_written == 1 and any("Nope" in e for e in s.errors)
+    assert (root / "mbox" / "INBOX" / "客户" / "墨西哥.mbox").is_file()
+    assert not (root / "eml").exists()
+    report = await eng.backups.verify_backup(root)
+    assert report.ok, report.problems        # only chosen folders: no "not in backup"
 
 
 async def test_backup_dir_of_another_account_is_refused(engine, mailserver, old_user, tmp_path) -> None:
@@ -332,35 +287,24 @@ async def test_wrong_password_is_one_sentence(engine, tmp_path) -> None:
     assert e.value.exit_code == 3 and "\n" not in e.value.message
 
 
-async def test_pause_and_resume(mailserver, old_user, new_user, tmp_path, monkeypatch) -> None:
-    import asyncio
-    import switchover.core.backup.backups as backups_mod
-    from switchover.core.config import load_config
-    from switchover.core.engine import Engine
-    from tests.support.servers import write_config
-    monkeypatch.setattr(backups_mod, "EVENT_INTERVAL", 0.0)
-    for i in range(20):
-        mailserver.append(old_user, "INBOX", msg(i))
-    cfg = write_config(tmp_path / "c.yaml", old_user=old_user, new_user=new_user, server=mailserver,
-                       migration={"batch_messages": 2})
-    eng = await Engine.open(load_config(cfg))
-    states: list[str] = []
-    asked: list[bool] = []
-    try:
-        loop = asyncio.get_running_loop()
+async def test_a_verified_backup_proves_the_checklist_item(engine, mailserver, old_user, tmp_path) -> None:
+    """The proof travels as a Proven event (the backup facet never calls the checklist);
+    a failed check takes back only a proof the very same backup gave."""
+    mailserver.append(old_user, "INBOX", msg(1))
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert (await engine.backups.backup(first)).ok and (await engine.backups.backup(second)).ok
+    assert (await engine.backups.verify_backup(first)).ok
+    await engine.bus.drain()
+    item = await engine.checklist.item("backup")
+    assert item.state == "done" and item.by == "engine" and str(first.resolve()) in item.evidence
 
-        def on_event(e) -> None:
-            if isinstance(e, FolderProgress) and e.done_messages >= 2 and not asked:
-                asked.append(True)
-                eng.backups.pause()
-            if isinstance(e, JobProgress):
-                states.append(e.state)
-                if e.state == "paused":
-                    loop.call_later(0.3, eng.backups.resume)
-        eng.subscribe(on_event)
-        s = await eng.backups.backup(tmp_path / "p")
-        assert s.ok and s.messages_written == 20
-        assert "paused" in states and states[-1] == "done"
-        assert states.index("paused") < len(states) - 1 and "running" in states[states.index("paused"):]
-    finally:
-        await eng.close()
+    for root in (second, first):                  # damage: one eml file gone
+        (root / index_rows(root)[0]["eml"]).unlink()
+    assert not (await engine.backups.verify_backup(second)).ok
+    await engine.bus.drain()
+    assert (await engine.checklist.item("backup")).state == "done"      # another backup: no news
+
+    assert not (await engine.backups.verify_backup(first)).ok
+    await engine.bus.drain()
+    lost = await engine.checklist.item("backup")
+    assert lost.state == "open" and "failed its check" in lost.evidence

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from switchover.core.mail.identity import identity_of
-from switchover.core.backup.importer import read_mbox, to_crlf
+from switchover.core.backup.sources import read_mbox, to_crlf
 from tests.backup.test_backup import seed, server_state
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,24 +105,17 @@ async def test_import_single_eml_and_missing(engine, mailserver, new_user, tmp_p
     assert s.messages == 0 and s.malformed and "not an mbox" in s.malformed[0][1]
 
 
-async def test_import_into_courier_destination(mailserver, old_user, tmp_path) -> None:
-    from switchover.core.config import load_config
-    from switchover.core.engine import Engine
-    from tests.support.servers import write_config
+async def test_import_into_courier_destination(make_engine, mailserver, old_user, tmp_path) -> None:
     if "courier" not in mailserver.features:
         pytest.skip("no Courier-style namespace on this server")
     new = mailserver.add_user("newc", courier=True)
-    cfg = write_config(tmp_path / "c.yaml", old_user=old_user, new_user=new, server=mailserver)
     mbox = tmp_path / "a.mbox"
     write_mbox(mbox, [lf(30), lf(31)])
-    eng = await Engine.open(load_config(cfg))
-    try:
-        s = await eng.backups.import_path(mbox, "历史邮件-2025年前/Foxmail")
-        assert s.ok and s.uploaded == 2
-        assert s.folder == "INBOX.历史邮件-2025年前.Foxmail"
-        assert sum(folder_identities(mailserver, new, s.folder).values()) == 2
-    finally:
-        await eng.close()
+    eng = await make_engine(old_user, new)
+    s = await eng.backups.import_path(mbox, "历史邮件-2025年前/Foxmail")
+    assert s.ok and s.uploaded == 2
+    assert s.folder == "INBOX.历史邮件-2025年前.Foxmail"
+    assert sum(folder_identities(mailserver, new, s.folder).values()) == 2
 
 
 async def test_round_trip_backup_then_import(engine, mailserver, old_user, new_user, tmp_path) -> None:
@@ -198,23 +191,19 @@ def test_read_mbox_boundaries(tmp_path) -> None:
     assert got[0].from_date == dt.datetime(2026, 3, 3, 9, 0, tzinfo=dt.timezone.utc)
 
 
-async def test_refused_message_is_reported(mailserver, old_user, tmp_path) -> None:
-    from switchover.core.config import load_config
-    from switchover.core.engine import Engine
-    from tests.support.servers import write_config
+async def test_refused_message_is_reported(make_engine, mailserver, old_user, tmp_path) -> None:
     if "quota" not in mailserver.features:
         pytest.skip("the test server cannot limit message size")
     new = mailserver.add_user("small", max_message_kb=4)
-    cfg = write_config(tmp_path / "c.yaml", old_user=old_user, new_user=new, server=mailserver)
     mbox = tmp_path / "big.mbox"
     write_mbox(mbox, [lf(50), lf(51, body="x" * 10000 + "\n"), lf(52)])
-    eng = await Engine.open(load_config(cfg))
-    try:
-        s = await eng.backups.import_path(mbox, "Big")
-        assert not s.ok and s.uploaded == 2 and len(s.refused) == 1
-        ref, reason = s.refused[0]
-        assert ref == "big.mbox#2" and reason           # the server's own words
-        row = await eng.store.fetchone("SELECT state, reason FROM imports WHERE source_ref='big.mbox#2'")
-        assert row[0] == "refused" and row[1] == reason
-    finally:
-        await eng.close()
+    eng = await make_engine(old_user, new)
+    s = await eng.backups.import_path(mbox, "Big")
+    assert not s.ok and s.uploaded == 2 and len(s.refused) == 1
+    ref, reason = s.refused[0]
+    assert ref == "big.mbox#2" and reason           # the server's own words
+    row = await eng.store.fetchone("SELECT state, reason FROM imports WHERE source_ref='big.mbox#2'")
+    assert row[0] == "refused" and row[1] == reason
+    # recorded before it was sent, settled after: no placement is left 'sending'
+    assert await eng.store.scalar("SELECT count(*) FROM placements WHERE owner='import' AND state='sending'") == 0
+    assert await eng.store.scalar("SELECT count(*) FROM placements WHERE owner='import' AND state='placed'") == 2

@@ -95,7 +95,7 @@ def test_a_second_job_of_the_same_kind_exits_4_naming_the_first(job, mailserver,
                 first.communicate()
     assert first.returncode == 0, out + err
     if job == "backup":
-        assert "12 written" in out and not (tmp_path / "two").exists()
+        assert "12 messages written" in out and not (tmp_path / "two").exists()
     else:
         assert "12 uploaded" in out
         assert len(mailserver.messages(new_user, "Imported")) == 12
@@ -110,7 +110,7 @@ def test_backup_verify_that_cannot_reach_the_mailbox_is_not_a_pass(mailserver, o
     r = cli(cfg, "backup", str(bk))
     assert r.returncode == 0, clean(r)
     r = cli(cfg, "backup", "--verify", str(bk))
-    assert r.returncode == 0 and "verified, 5 messages" in r.stdout, clean(r)
+    assert r.returncode == 0 and "verified: 5 messages" in r.stdout, clean(r)
 
     # the same account, its server unreachable: the files are fine, the comparison did not run
     cfg2 = write_config(tmp_path / "other" / "switchover.yaml", old_user=old_user, new_user=new_user,
@@ -119,7 +119,7 @@ def test_backup_verify_that_cannot_reach_the_mailbox_is_not_a_pass(mailserver, o
     r = cli(cfg2, "backup", "--verify", str(bk))
     out = clean(r)
     assert r.returncode == 1, out
-    assert "verified, " not in r.stdout, out
+    assert "verified: " not in r.stdout, out
     assert re.search(r"^problem: The old mailbox could not be compared with the backup", r.stdout, re.M), out
     assert re.search(r"NOT verified .*5 messages in \d+ folders are intact, but the old mailbox could not be "
                      r"compared", r.stdout), out
@@ -146,7 +146,7 @@ def test_backup_verify_reports_newer_mail_even_when_a_folder_cannot_be_selected(
         broken.chmod(stat.S_IMODE(mode))
     out = clean(r)
     assert r.returncode == 1, out                    # used to say "verified, 8 messages", exit 0
-    assert "verified, " not in r.stdout, out
+    assert "verified: " not in r.stdout, out
     assert re.search(r"^problem: INBOX: 11 messages on the server are not in the backup yet", r.stdout, re.M), out
     assert re.search(r"^problem: Projects: the folder could not be compared with the backup \(.*select", r.stdout,
                      re.M), out

@@ -1,18 +1,46 @@
 """A fresh-machine start: build the package from this tree, install it into a new virtual
 environment, and run `switchover demo --headless` long enough to prove the servers start,
-the history loads and an arrival shows in the feed. Also `switchover init` from the wheel."""
+the history loads and an arrival shows in the feed. Also `switchover init` from the wheel.
+
+Installed names that cannot clash: the wheel installs one top-level package,
+``switchover`` (``switchover.core`` from core/, ``switchover.tui`` from tui/, the CLI and
+the demo beside them) — no ``core`` or ``tui`` of its own beside other projects' — and
+pyproject's package list names every package folder, so none is left out of the wheel."""
 
 import os
 import subprocess
 import sys
+import tomllib
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+#: the folders pyproject maps into the switchover namespace
+MAPPED = {"switchover": "switchover", "switchover.core": "core", "switchover.tui": "tui"}
 
-pytestmark = pytest.mark.slow
+
+def _pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def test_every_package_folder_is_listed_for_the_wheel() -> None:
+    """setuptools cannot discover packages through the package-dir mapping: a folder with
+    an __init__.py missing from the list would silently be left out of the wheel."""
+    tool = _pyproject()["tool"]["setuptools"]
+    assert tool["package-dir"] == MAPPED
+    listed = set(tool["packages"])
+    found = set()
+    for name, folder in MAPPED.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder)
+            found.add(".".join((name, *rel.parts)))
+    assert {"switchover.core.net", "switchover.core.migrate", "switchover.demo"} <= found
+    assert found - listed == set(), f"package folders missing from pyproject's packages: {found - listed}"
+    assert listed - found == set(), f"pyproject lists packages that do not exist: {listed - found}"
+    assert all(name == "switchover" or name.startswith("switchover.") for name in listed)
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +69,33 @@ def installed(tmp_path_factory):
     wheel = next(wheels.glob("switchover-*.whl"))
     subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel)],
                    check=True, timeout=600)
-    return env_dir, tmp
+    return env_dir, tmp, wheel
 
 
+@pytest.mark.slow
+def test_the_wheel_installs_only_the_switchover_namespace(installed) -> None:
+    env_dir, tmp, wheel = installed
+    with zipfile.ZipFile(wheel) as whl:
+        names = whl.namelist()
+        top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
+        assert top_level == {"switchover"}, top_level
+        assert "switchover/core/engine.py" in names and "switchover/tui/app.py" in names
+        assert "switchover/tui/app.tcss" in names          # package data travels too
+        record = next(n for n in names if n.endswith(".dist-info/top_level.txt"))
+        assert whl.read(record).decode().split() == ["switchover"]
+    py = env_dir / "bin" / "python"
+    code = ("import importlib.util as u, switchover.core.engine, switchover.tui.app, switchover.cli, "
+            "switchover.demo\n"
+            "assert u.find_spec('core') is None and u.find_spec('tui') is None, 'top-level core/tui installed'\n"
+            "print(switchover.core.engine.__file__)\n")
+    r = subprocess.run([str(py), "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp)
+    assert r.returncode == 0, r.stderr
+    assert str(env_dir) in r.stdout                        # the installed copy, not the tree
+
+
+@pytest.mark.slow
 def test_demo_headless_from_a_fresh_install(installed):
-    env_dir, tmp = installed
+    env_dir, tmp, _wheel = installed
     r = subprocess.run([str(env_dir / "bin" / "switchover"), "demo", "--headless", "--seconds", "25",
                         "--dir", str(tmp / "demo"), "--reset"],
                        capture_output=True, text=True, timeout=240, cwd=tmp)
@@ -54,8 +104,9 @@ def test_demo_headless_from_a_fresh_install(installed):
     assert "arrival" in r.stdout
 
 
+@pytest.mark.slow
 def test_init_from_a_fresh_install(installed):
-    env_dir, tmp = installed
+    env_dir, tmp, _wheel = installed
     answers = "Wu Jun\nExample Trading Co.\nold123@qq.com\njohn.wu@gmail.com\n\n\n"
     target = tmp / "cfg" / "switchover.yaml"
     r = subprocess.run([str(env_dir / "bin" / "switchover"), "--config", str(target), "init"],

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from switchover.core.store import Store
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(120)
 
@@ -155,3 +157,44 @@ def test_two_processes_writing_and_reading_one_state_file(tmp_path):
     finally:
         db.close()
     assert counter == sum(r["counts"]["increments"] for r in results), "a read-modify-write was lost"
+
+
+# -- trouble with the file is StateFileError; a bad statement is not -------------------------
+
+async def test_a_damaged_state_file_is_a_state_file_error(tmp_path):
+    from switchover.core.errors import StateFileError
+    path = tmp_path / "state.sqlite"
+    path.write_bytes(b"this is not a database, it is a text file that got in the way\n" * 100)
+    with pytest.raises(StateFileError) as info:
+        await Store.open(path)
+    assert info.value.exit_code == 2 and "is damaged" in info.value.message and str(path) in info.value.message
+
+
+async def test_a_file_locked_past_every_wait_is_a_state_file_error(tmp_path, monkeypatch):
+    """Another process holds the write lock longer than the busy wait: the write fails as
+    StateFileError (callers tell it from a mail server's trouble by its type); a
+    statement that is simply wrong stays an SQLite error."""
+    from switchover.core.errors import StateFileError
+    path = tmp_path / "state.sqlite"
+    monkeypatch.setattr(Store, "BUSY_MS", 200)
+    store = await Store.open(path)
+    try:
+        holder = subprocess.Popen([sys.executable, "-c", (
+            "import sqlite3, sys, time\n"
+            "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "db.execute('BEGIN EXCLUSIVE'); print('held', flush=True); time.sleep(30)\n"), str(path)],
+            stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+            with pytest.raises(StateFileError) as info:
+                await store.set_setting("k", 1)
+            assert info.value.exit_code == 2 and "locked" in info.value.message
+        finally:
+            holder.kill()
+            holder.wait()
+        await store.set_setting("k", 2)                      # usable again once the holder is gone
+        assert await store.get_setting("k") == 2
+        with pytest.raises(sqlite3.OperationalError):
+            await store.run("INSERT INTO no_such_table VALUES (1)")
+    finally:
+        await store.close()

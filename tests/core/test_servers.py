@@ -307,3 +307,24 @@ def test_write_config_across_two_servers(tmp_path, mailserver: MailServer,
     assert cfg.identity.name == "Zoë Example" and cfg.identity.language == "es"
     c = pymap_server.client(new)
     c.logout()
+
+
+def test_pymap_and_smtp_run_on_the_demos_harness(pymap_server: MailServer,
+                                                 smtp_server: SmtpServer) -> None:
+    """One in-process harness for the demo and the tests (switchover/demo/harness.py):
+    the test's pymap is a harness ImapServer — keywords stick in STORE, as on Dovecot —
+    and the test's SMTP server a harness SmtpService."""
+    from switchover.demo import harness
+
+    assert isinstance(pymap_server._imap, harness.ImapServer)      # type: ignore[attr-defined]
+    assert isinstance(smtp_server._service, harness.SmtpService)
+    user = pymap_server.add_user("kw")
+    pymap_server.append(user, "INBOX", RAW)
+    c = pymap_server.client(user)
+    try:
+        c.select_folder("INBOX")
+        uid = c.search("ALL")[0]
+        c.add_flags([uid], [b"$Forwarded"])
+        assert b"$Forwarded" in c.get_flags([uid])[uid]
+    finally:
+        c.logout()

@@ -2,9 +2,9 @@
 120×40, the help screen, the no-config screen, the reminder confirm (a list sender's
 warning above the reminder as it would go) and the question a send in doubt asks.
 
-The data comes from tests/tui_fake.py (fixed records, a frozen clock) so the pictures are
+The data comes from tests/support/tui_fake.py (fixed records, a frozen clock) so the pictures are
 deterministic; the keyboard flows against real servers are in test_tui.py. Update with
-`pytest tests/test_snapshots.py --snapshot-update` — only after looking at the result.
+`pytest tests/faces/test_snapshots.py --snapshot-update` — only after looking at the result.
 """
 
 from __future__ import annotations

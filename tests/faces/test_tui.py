@@ -1,5 +1,5 @@
 """Pilot tests of the dashboard's keyboard flows against the real engine and real servers
-(tests/servers.py): tick a checklist item, plan and run a migration and watch its rows,
+(tests/support/servers.py): tick a checklist item, plan and run a migration and watch its rows,
 act on an arrival in the feed (forward, undo, forward again, remind).
 """
 
@@ -317,18 +317,15 @@ async def test_no_color_cursor_and_plain_words(monkeypatch) -> None:
 
 
 async def test_migration_pane_words_offline() -> None:
-    """No '0 Bytes', no dataclass repr, and another job's progress (the history scan)
-    never replaces the migration's summary line; the log can be shown at 80 columns."""
+    """No '0 Bytes', no dataclass repr (a verification logs its own lines, as the CLI
+    prints them), and another job's progress (the history scan) never replaces the
+    migration's summary line; the log can be shown at 80 columns."""
     from switchover.core.events import JobProgress
-    from switchover.core.migrate.verify import FolderVerify, Mismatch
+    from switchover.core.progress import fmt_bytes
     from tests.support.tui_fake import FakeEngine, clock
-    from switchover.tui.migration import size, verify_sentence
 
-    assert size(0) == "0 B" and size(None) == "0 B" and size(999) == "999 B"
-    assert size(3_900_000) == "3.9 MB"
-    sentence = verify_sentence(FolderVerify("INBOX", "INBOX", 670, 669,
-                                            missing=[Mismatch("id", "Order 12")]))
-    assert "FolderVerify" not in sentence and "1 missing" in sentence and "Order 12" in sentence
+    # the one way both faces write sizes: whole bytes below 1,000, never humanize's 'Bytes'
+    assert fmt_bytes(0) == "0 B" and fmt_bytes(999) == "999 B" and fmt_bytes(3_900_000) == "3.9 MB"
 
     app = SwitchoverApp(FakeEngine(), clock=clock, start_background=False, initial_tab="migration")
     async with app.run_test(size=(80, 24)) as pilot:
@@ -337,11 +334,12 @@ async def test_migration_pane_words_offline() -> None:
         pane = app.pane("migration")
         summary = app.query_one("#mig-summary")
         before = str(summary.render())
+        assert "Bytes" not in before and " GB of " in before
         app.pump.push(JobProgress(job="scan", state="done", total_messages=2948,
                                   total_bytes=0, done_messages=2948, done_bytes=0))
         await pilot.pause(0.5)
         after = str(summary.render())
-        assert after == before and "scan" not in after and "Bytes" not in after
+        assert after == before and "scan" not in after
         log = app.query_one("#mig-log")
         assert not log.display  # narrow: hidden until asked for
         await pilot.press("l")
@@ -349,3 +347,11 @@ async def test_migration_pane_words_offline() -> None:
         # the fake migration is running: cancel is offered, plan/start leave the footer
         assert pane.check_action("cancel", ()) is True
         assert pane.check_action("plan", ()) is False
+
+        # a verification that found a difference: the report's own lines in the log
+        await pane._verify()
+        logged = "\n".join(line.text for line in log.lines)
+        assert "MISSING" in logged and "INBOX → INBOX: 670 / 669, 1 missing" in logged, logged
+        assert "result: NOT OK, messages are missing" in logged
+        assert "FolderVerify" not in logged and "Mismatch" not in logged
+        assert "differences in 1 of 1 folders" in str(pane.query_one(".pane-message").render())

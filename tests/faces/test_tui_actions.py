@@ -145,7 +145,8 @@ async def test_a_send_in_doubt_is_shown_and_settled_by_the_person(tmp_path: Path
         await wait_until(pilot, lambda: cell_text(feed.table, str(second), "action") == "remind in doubt",
                          timeout=5, what="the doubt in the row")
         assert feed.selected_id() == second
-        assert "in doubt — did it arrive? d decides" in said(feed)
+        await wait_until(pilot, lambda: "in doubt — did it arrive? d decides" in said(feed),
+                         timeout=5, what="the message line")
         assert feed.check_action("doubt", ()) is True
 
         # it arrived: marked delivered, nothing sent

@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-import switchover.core.migrate.migration as migrate_mod
+import switchover.core.migrate.flow as flow
 from tests.support.proxy import Proxy
 from tests.support.servers import write_config
-from tests.migrate.test_migrate import bulk, contents, count, expected, open_engine, seed, via_proxy
+from tests.support.mailboxes import bulk, contents, count, expected, seed, via_proxy
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(120)
@@ -131,13 +131,13 @@ def test_kill_9_mid_batch_then_immediate_rerun_neither_loses_nor_doubles(
 
 # -- 9.9 / 10.5 ------------------------------------------------------------------------------------
 async def test_a_link_that_drops_more_often_than_one_batch_still_finishes(
-        tmp_path: Path, mailserver: Any, old_user: Any, new_user: Any) -> None:
+        make_engine: Any, mailserver: Any, old_user: Any, new_user: Any) -> None:
     """Every connection is cut after 300 KB either way; a batch is up to 6 MB."""
     corpus = bulk(400, size=6000) + bulk(2, tag="twice") * 2      # ~2.4 MB
     seed(mailserver, old_user, "INBOX", corpus)
     with Proxy(mailserver.host, mailserver.imap_port, drop_after_bytes=300_000,
                drop_up_after_bytes=300_000) as proxy:
-        eng = await open_engine(tmp_path, mailserver, old_user, new_user, old=via_proxy(proxy),
+        eng = await make_engine(old_user, new_user, old=via_proxy(proxy),
                                 new=via_proxy(proxy), migration={"batch_bytes": 6 * 2**20})
         try:
             s = await eng.migration.run()
@@ -159,13 +159,13 @@ def drop_last_search_uid(line: bytes) -> bytes:
 
 
 async def test_a_listing_short_of_the_servers_count_is_an_error(
-        tmp_path: Path, mailserver: Any, old_user: Any, new_user: Any,
+        make_engine: Any, mailserver: Any, old_user: Any, new_user: Any,
         monkeypatch: pytest.MonkeyPatch) -> None:
     corpus = bulk(40)
     seed(mailserver, old_user, "INBOX", corpus)
-    monkeypatch.setattr(migrate_mod, "CHUNK", 10)     # the big-folder path: UID SEARCH first
+    monkeypatch.setattr(flow, "CHUNK", 10)     # the big-folder path: UID SEARCH first
     with Proxy(mailserver.host, mailserver.imap_port, rewrite_down=drop_last_search_uid) as proxy:
-        eng = await open_engine(tmp_path, mailserver, old_user, new_user, old=via_proxy(proxy))
+        eng = await make_engine(old_user, new_user, old=via_proxy(proxy))
         try:
             s = await eng.migration.run()
             assert not s.ok
@@ -181,7 +181,7 @@ async def test_a_listing_short_of_the_servers_count_is_an_error(
 
 # -- 9.4: a landing later than every read of the run ---------------------------------------------
 async def test_a_late_landing_is_settled_and_its_extra_copy_removed(
-        tmp_path: Path, mailserver: Any, old_user: Any, new_user: Any) -> None:
+        make_engine: Any, mailserver: Any, old_user: Any, new_user: Any) -> None:
     """An append left unsettled by an earlier run (recorded 'sending', never settled) that
     lands only after this run copied the message again: the next run finds the landing,
     settles it, and removes the extra copy — one it placed itself."""
@@ -189,31 +189,28 @@ async def test_a_late_landing_is_settled_and_its_extra_copy_removed(
     corpus = bulk(10)
     seed(mailserver, old_user, "INBOX", corpus)
     late = corpus[3]
-    eng = await open_engine(tmp_path, mailserver, old_user, new_user)
-    try:
-        eng.migration.landing_grace = 0.5
-        await eng.placements.begin("INBOX", "migrate", [(identity_of(late[0]), "x")])
-        t0 = time.monotonic()
-        s = await eng.migration.run()
-        # it waited for the landing, which did not come, then copied the message itself
-        assert s.ok and s.transferred == 10 and time.monotonic() - t0 >= 0.5
-        seed(mailserver, new_user, "INBOX", [late])          # the late landing
-        assert count(mailserver, new_user, "INBOX") == 11
-        s2 = await eng.migration.run()
-        assert s2.ok and s2.duplicates_removed == 1 and s2.transferred == 0
-        assert "removed 1 extra" in (s2.headline() or "")
-        row = await eng.store.fetchone("SELECT COUNT(*) FROM placements WHERE state='sending'")
-        assert row[0] == 0
-        s3 = await eng.migration.run()                        # settled: the fast path again
-        assert s3.ok and s3.transferred == 0 and s3.duplicates_removed == 0
-    finally:
-        await eng.close()
+    eng = await make_engine(old_user, new_user)
+    eng.migration.landing_grace = 0.5
+    await eng.placements.begin("INBOX", "migrate", [(identity_of(late[0]), "x")])
+    t0 = time.monotonic()
+    s = await eng.migration.run()
+    # it waited for the landing, which did not come, then copied the message itself
+    assert s.ok and s.transferred == 10 and time.monotonic() - t0 >= 0.5
+    seed(mailserver, new_user, "INBOX", [late])          # the late landing
+    assert count(mailserver, new_user, "INBOX") == 11
+    s2 = await eng.migration.run()
+    assert s2.ok and s2.duplicates_removed == 1 and s2.transferred == 0
+    assert "removed 1 extra" in (s2.headline() or "")
+    row = await eng.store.fetchone("SELECT COUNT(*) FROM placements WHERE state='sending'")
+    assert row[0] == 0
+    s3 = await eng.migration.run()                        # settled: the fast path again
+    assert s3.ok and s3.transferred == 0 and s3.duplicates_removed == 0
     assert contents(mailserver, new_user, "INBOX") == expected(corpus)
 
 
 # -- 9.9 / 10.5: an APPEND that landed although its answer was lost ----------------------------------
 async def test_an_append_whose_answer_was_lost_is_counted_as_copied_once(
-        tmp_path: Path, mailserver: Any, old_user: Any, new_user: Any) -> None:
+        make_engine: Any, mailserver: Any, old_user: Any, new_user: Any) -> None:
     corpus = bulk(60)
     seed(mailserver, old_user, "INBOX", corpus)
     cuts: list[bytes] = []
@@ -226,7 +223,7 @@ async def test_an_append_whose_answer_was_lost_is_counted_as_copied_once(
         return line
 
     with Proxy(mailserver.host, mailserver.imap_port, rewrite_down=lose_first_answers) as proxy:
-        eng = await open_engine(tmp_path, mailserver, old_user, new_user, new=via_proxy(proxy),
+        eng = await make_engine(old_user, new_user, new=via_proxy(proxy),
                                 migration={"batch_messages": 10})
         try:
             s = await eng.migration.run()

@@ -10,6 +10,7 @@ LOGIN is an authentication failure; the rest are connection failures that are re
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import socket
 import subprocess
@@ -20,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from switchover.core.errors import AuthError, ConnectError
-from switchover.core.net.imap import close, connect, connect_retrying, with_reconnect
+from switchover.core.net.imap import close, connect
+from switchover.core.net.retry import Backoff, reconnect
 from tests.support.proxy import Proxy
 from tests.support.servers import MailServer, write_config
 
@@ -127,25 +129,29 @@ def test_a_login_that_ends_early_is_a_connection_error_and_is_retried(mode, mail
         text = info.value.message
         assert "during login" in text and "password" not in text and "refused the login" not in text, text
 
-        # the job's reconnect loop tries again and gets in once the link behaves
+        # the jobs' reconnect loop (core/net/retry.py) tries again and gets in once the link behaves
         states: list[str] = []
 
-        def heal(_delay: float) -> None:
-            if isinstance(fault, Proxy):
-                fault.drop_after_bytes = None
+        def on_state(state: str, _detail: str) -> None:
+            states.append(state)
+            if state == "reconnecting" and isinstance(fault, Proxy):
+                fault.drop_after_bytes = None          # the link heals before the next attempt
 
         if isinstance(fault, LoginFault):
             fault.left = 1
-        result = with_reconnect(acct, lambda c: c.select_folder("INBOX", readonly=True)[b"EXISTS"],
-                                on_state=lambda s, d: states.append(s), sleep=heal)
-        assert result == 0
-        assert states.count("reconnecting") == 1 and states[-1] == "connected", states
-        assert "auth failed" not in states
+        client = asyncio.run(reconnect(lambda: asyncio.to_thread(connect, acct, timeout=10), side="old",
+                                       backoff=Backoff(first=0.01, cap=0.1), on_state=on_state))
+        try:
+            assert client.select_folder("INBOX", readonly=True)[b"EXISTS"] == 0
+        finally:
+            close(client)
+        assert states == ["reconnecting", "connected"], states
     finally:
         fault.close()
 
 
-def test_a_wrong_password_is_an_auth_error_and_is_not_retried(mailserver, old_user):
+async def test_a_wrong_password_is_an_auth_error_and_is_not_retried(make_engine, mailserver, old_user, new_user,
+                                                                    tmp_path):
     with Proxy(mailserver.host, mailserver.imap_port) as proxy:
         acct = dataclasses.replace(_via(mailserver, old_user, proxy.host, proxy.port), password="wrong-one")
         with pytest.raises(AuthError) as info:
@@ -154,11 +160,21 @@ def test_a_wrong_password_is_an_auth_error_and_is_not_retried(mailserver, old_us
         assert "wrong-one" not in info.value.message
         states: list[str] = []
         with pytest.raises(AuthError):
-            with_reconnect(acct, lambda c: None, on_state=lambda s, d: states.append(s), sleep=lambda d: None)
-        with pytest.raises(AuthError):
-            connect_retrying(acct, sleep=lambda d: None)
+            await reconnect(lambda: asyncio.to_thread(connect, acct, timeout=10), side="old",
+                            on_state=lambda s, d: states.append(s))
         assert states == ["auth failed"]
-        assert proxy.connections_total == 3          # one login each: nothing was tried twice
+        # the backup and import jobs open their connections through that loop
+        via = {"imap": {"host": proxy.host, "port": proxy.port, "security": "none"}}
+        eng = await make_engine(old_user, new_user, old=via, new=via)
+        eng.set_secret("old", "wrong-one")
+        eng.set_secret("new", "wrong-one")
+        with pytest.raises(AuthError):
+            await eng.backups.backup(tmp_path / "bk")
+        source = tmp_path / "one.eml"
+        source.write_bytes(b"Subject: one\r\nMessage-ID: <one@x.example>\r\n\r\nbody\r\n")
+        with pytest.raises(AuthError):
+            await eng.backups.import_path(source, "Imported")
+        assert proxy.connections_total == 4          # one login each: nothing was tried twice
 
 
 def test_the_right_password_still_logs_in(mailserver, old_user):
@@ -202,4 +218,4 @@ def test_cli_backup_gets_past_a_bye_during_login(mailserver, old_user, new_user,
     assert "Traceback" not in out
     assert r.returncode == 0, out           # used to end: "refused the login … check the password", exit 3
     assert fault.faults == 1
-    assert "3 written" in r.stdout, out
+    assert "3 messages written" in r.stdout, out

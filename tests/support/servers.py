@@ -1,18 +1,21 @@
 """Real mail servers on loopback for tests, the bench and anything else that needs one.
 
-The one module to import (``from tests.support.servers import ...``). Owns: choosing the server
-kind (start_mailserver) and ``write_config`` for a switchover.yaml pointing at the
+The one module to import (``from tests.support.servers import ...``). Owns: choosing the
+server kind (start_mailserver) and ``write_config`` for a switchover.yaml pointing at the
 servers; re-exports the rest:
 
-- tests/servers_base.py     MailUser, StoredMessage, the MailServer API, free_port
-- tests/servers_dovecot.py  DovecotServer / start_dovecot (settings that mattered are
-                            listed there)
-- tests/servers_pymap.py    PymapServer / start_pymap (fallback when Dovecot is absent)
-- tests/servers_smtp.py     SmtpServer (aiosmtpd that records and delivers)
+- tests/support/servers_base.py     MailUser, StoredMessage, the MailServer API, free_port
+- tests/support/servers_dovecot.py  DovecotServer / start_dovecot (settings that mattered
+                                    are listed there)
+- tests/support/servers_pymap.py    PymapServer / start_pymap (fallback when Dovecot is
+                                    absent)
+- tests/support/servers_smtp.py     SmtpServer (aiosmtpd that records and delivers)
 
-Nothing here mocks a protocol: every test talks to a real server over TCP on 127.0.0.1.
-Usable outside pytest (``bench/`` imports it): nothing needs pytest, except that asking
-pymap for a Dovecot-only feature calls ``pytest.skip`` when pytest is running.
+pymap and aiosmtpd run on the one in-process harness the demo ships too
+(switchover/demo/harness.py). Nothing here mocks a protocol: every test talks to a real
+server over TCP on 127.0.0.1. Usable outside pytest (``bench/`` imports it): nothing
+needs pytest, except that asking pymap for a Dovecot-only feature calls ``pytest.skip``
+when pytest is running.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Owns: MailUser / StoredMessage records, the MailServer base class (account, client,
 append, append_many, deliver, folders, fetch, messages, require) that DovecotServer
-(tests/servers_dovecot.py) and PymapServer (tests/servers_pymap.py) extend, and
-free_port. Import the public names from tests/servers.py.
+(tests/support/servers_dovecot.py) and PymapServer (tests/support/servers_pymap.py)
+extend, and free_port. Import the public names from tests/support/servers.py.
 """
 
 from __future__ import annotations

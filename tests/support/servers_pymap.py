@@ -1,88 +1,38 @@
-"""pymap for tests when Dovecot is absent: the dict backend in-process on its own loop.
+"""pymap for tests when Dovecot is absent, on the one in-process harness the demo uses
+too (switchover/demo/harness.py: pymap's dict backend on its own loop thread).
 
-Owns: PymapServer and start_pymap. pymap offers IMAP only (no LMTP, Sieve, quota or
-per-user namespaces): ``deliver`` is an APPEND to INBOX and asking for a Courier user or
-a quota skips the test. Import the public names from tests/servers.py.
+Owns: PymapServer and start_pymap — the MailServer API (tests/support/servers_base.py)
+on a harness ImapServer. pymap offers IMAP only (no LMTP, Sieve, quota or per-user
+namespaces): ``deliver`` is an APPEND to INBOX and asking for a Courier user or a quota
+skips the test. Import the public names from tests/support/servers.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import atexit
-import threading
-from typing import Any
 
-from tests.support.servers_base import (HOST, SPECIAL_FOLDERS, MailServer, MailUser, _logout,
-                                _unsupported, free_port)
+from switchover.demo.harness import ImapServer, ServerLoop
+from tests.support.servers_base import SPECIAL_FOLDERS, MailServer, MailUser, _logout, _unsupported
 
 
 class PymapServer(MailServer):
-    """pymap's in-memory dict backend on its own asyncio loop in a background thread."""
+    """A harness ImapServer (pymap, many users) behind the MailServer API."""
 
     kind = "pymap"
 
     def __init__(self) -> None:
         super().__init__()
-        self.imap_port = free_port()
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._stopping: asyncio.Future | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="pymap", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(15) or self._error:
-            raise RuntimeError(f"pymap did not start: {self._error!r}")
+        self._loop = ServerLoop("pymap")
+        self._imap = ImapServer("pymap")
+        try:
+            self._loop.call(self._imap.start(), timeout=15)
+        except BaseException as e:
+            self._loop.close()
+            raise RuntimeError(f"pymap did not start: {e!r}") from e
+        self.imap_port = self._imap.port
+        self._stopped = False
         atexit.register(self.stop)
         self.features = self._probe_features()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        try:
-            self._loop.run_until_complete(self._serve())
-        except BaseException as e:  # noqa: BLE001 - reported to the starting thread
-            self._error = e
-            self._ready.set()
-        finally:
-            self._loop.close()
-
-    async def _serve(self) -> None:
-        import argparse
-        from contextlib import AsyncExitStack
-        from pymap.backend.dict import DictBackend
-        from pymap.imap import IMAPService
-        parser = argparse.ArgumentParser()
-        parser.add_argument("--debug", action="store_true")
-        sub = parser.add_subparsers(dest="backend")
-        DictBackend.add_subparser("dict", sub)
-        IMAPService.add_arguments(parser)
-        parser.set_defaults(skip_services=[], passlib_cfg=None)
-        args = parser.parse_args(["--host", HOST, "--port", str(self.imap_port), "--no-tls", "dict"])
-        from pysasl.hashing import Cleartext
-        # Cleartext: a hashed password costs ~0.2 s of CPU per login, too slow for tests.
-        backend, config = await DictBackend.init(args, invalid_user_sleep=0.0, secure_auth=False,
-                                                 hash_context=Cleartext())
-        config.apply_context()
-        self._backend, self._config = backend, config
-        self._stopping = self._loop.create_future()
-        async with AsyncExitStack() as stack:
-            await backend.start(stack)
-            await IMAPService(backend, config).start(stack)
-            self._ready.set()
-            await self._stopping
-        # Close the connections still open so the loop ends without pending tasks.
-        me = asyncio.current_task()
-        rest = [t for t in asyncio.all_tasks() if t is not me]
-        for t in rest:
-            t.cancel()
-        await asyncio.gather(*rest, return_exceptions=True)
-
-    def _call(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(15)
-
-    async def _add(self, name: str, password: str) -> None:
-        from pymap.user import Passwords, UserMetadata
-        hashed = await Passwords(self._config).hash_password(password)
-        self._backend.login.users_dict[name] = UserMetadata(self._config, name, password=hashed)
 
     def _probe_features(self) -> set[str]:
         probe = self.add_user("probe")
@@ -108,10 +58,10 @@ class PymapServer(MailServer):
         name = self._new_name(prefix)
         user = MailUser(username=name, password=password or f"pw-{name.split('@')[0]}",
                         address=name)
-        self._call(self._add(name, user.password))
+        self._loop.call(self._imap.add_user(name, user.password), timeout=15)
         self.users[name.lower()] = user
         # The usual folders exist on every real server; pymap has no SPECIAL-USE, so
-        # they are plain folders here.
+        # they are plain folders here (created over IMAP, as a client would).
         c = self.client(user)
         try:
             for folder in SPECIAL_FOLDERS:
@@ -121,11 +71,13 @@ class PymapServer(MailServer):
         return user
 
     def stop(self) -> None:
-        if self._stopping is not None and self._loop.is_running():
-            self._loop.call_soon_threadsafe(
-                lambda: self._stopping.done() or self._stopping.set_result(None))
-            self._thread.join(5)
-        self._stopping = None
+        if not self._stopped:
+            self._stopped = True
+            try:
+                self._loop.call(self._imap.stop(), timeout=10)
+            except Exception:
+                pass
+            self._loop.close()
         super().stop()
 
 

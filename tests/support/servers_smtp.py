@@ -1,6 +1,8 @@
-"""The SMTP server of the tests: aiosmtpd on loopback that records and delivers.
+"""The SMTP server of the tests: aiosmtpd on loopback that records and delivers, run on
+the one in-process harness the demo uses too (switchover/demo/harness.py SmtpService).
 
-Owns: SmtpServer. Import it from tests/servers.py.
+Owns: SmtpServer (what a test can make the server do). Import it from
+tests/support/servers.py.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ import smtplib
 import threading
 from typing import TYPE_CHECKING, Any
 
-from tests.support.servers_base import HOST, free_port
+from switchover.demo.harness import ServerLoop, SmtpService
+from tests.support.servers_base import HOST
 
 if TYPE_CHECKING:
     from tests.support.servers_base import MailServer
@@ -55,24 +58,17 @@ class SmtpServer:
         self.files_sent = False
         self._release = threading.Event()
         self._cond = threading.Condition()
-        self._controller: Any = None
+        self._loop: ServerLoop | None = None
+        self._service: SmtpService | None = None
+
+    def _check_login(self, login: str, password: str) -> bool:
+        if self.passwords is not None and self.passwords.get(login) != password:
+            return False
+        self.logins.append(login)
+        return True
 
     def start(self) -> "SmtpServer":
-        from aiosmtpd.controller import Controller
-        from aiosmtpd.smtp import AuthResult, LoginPassword
-
         outer = self
-
-        def authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
-                          auth_data: Any) -> AuthResult:
-            if not isinstance(auth_data, LoginPassword):
-                return AuthResult(success=False, handled=False)
-            login = auth_data.login.decode("utf-8", "replace")
-            password = auth_data.password.decode("utf-8", "replace")
-            if outer.passwords is not None and outer.passwords.get(login) != password:
-                return AuthResult(success=False, handled=False)
-            outer.logins.append(login)
-            return AuthResult(success=True)
 
         class Handler:
             async def handle_RCPT(self, server: Any, session: Any, envelope: Any,
@@ -99,12 +95,10 @@ class SmtpServer:
                     await loop.run_in_executor(None, outer._release.wait, outer.reply_delay)
                 return reply
 
-        self.port = free_port()
-        self._controller = Controller(
-            Handler(), hostname=HOST, port=self.port, authenticator=authenticator,
-            auth_require_tls=False, auth_required=False, data_size_limit=self.max_size,
-            enable_SMTPUTF8=True, server_hostname="smtp.example.com", ready_timeout=10)
-        self._controller.start()
+        self._loop = ServerLoop("smtp")
+        self._service = SmtpService(Handler(), self._check_login, hostname="smtp.example.com",
+                                    data_size_limit=self.max_size, smtputf8=True)
+        self.port = self._loop.call(self._service.start(), timeout=10)
         atexit.register(self.stop)
         return self
 
@@ -167,15 +161,17 @@ class SmtpServer:
         self._release.set()
         if self.mailserver is not None and self in self.mailserver.watchers:
             self.mailserver.watchers.remove(self)
-        if self._controller is not None:
-            try:
-                self._controller.stop()
-            except Exception:
-                pass
-            self._controller = None
+        loop, service, self._loop, self._service = self._loop, self._service, None, None
+        if loop is not None:
+            if service is not None:
+                try:
+                    loop.call(service.stop(), timeout=5)
+                except Exception:
+                    pass
+            loop.close()
 
     def __enter__(self) -> "SmtpServer":
-        return self.start() if self._controller is None else self
+        return self.start() if self._service is None else self
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()

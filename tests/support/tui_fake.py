@@ -1,15 +1,17 @@
 """Test data for the dashboard.
 
-``FakeEngine``: an in-memory stand-in for core.engine.Engine, used ONLY where a picture
-must be deterministic (the snapshot tests, a few wiring tests): fixed data, a frozen
-clock, no servers. Its records are the engine's own (core.monitor.Arrival,
-core.correspondents.Correspondent, core.checklist.ChecklistItem, core.events.*), so the
-panes see exactly the types the real engine gives them. The keyboard flows against real
+``FakeEngine``: an in-memory stand-in for core.engine.Engine, used ONLY where a real
+engine on Dovecot is impractical — a picture that must be the same every time (the
+snapshot tests, a few wiring tests): fixed data, a frozen clock, no servers. Everything
+it hands the panes is the engine's own record type (a real ``Config``; ``Arrival``,
+``ActionRow``, ``Preview``, ``Correspondent``, ``ChecklistItem``, ``AutoReplyStatus``,
+``FolderProgress``), built here with fixed values, so the panes see exactly the types the
+real engine gives them and need no branch for either. The keyboard flows against real
 servers are in test_tui*.py.
 
-``record_arrivals``: write arrivals into a real state file the way the watch does (one
-row per message, then an ``ArrivalSeen`` when the writer is the dashboard's own engine)
-— for the live-feed tests and bench/tui_memory.py.
+``record_arrivals``: record arrivals in a real state file through their owner
+(core/transition/arrivals.py), as the watch does (then an ``ArrivalSeen`` when the
+writer is the dashboard's own engine) — for the live-feed tests and bench/tui_memory.py.
 """
 
 from __future__ import annotations
@@ -17,15 +19,22 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
+from switchover.core.checklist import ITEMS, ChecklistItem, Proof
+from switchover.core.config import Account, Config, Endpoint, Identity, TransitionSettings
+from switchover.core.errors import SwitchoverError
+from switchover.core.events import (ActionChanged, ArrivalSeen, ChecklistChanged, ConnectionState,
+                                    Event, EventBus, FolderProgress)
+from switchover.core.migrate.records import Plan, RunInfo
+from switchover.core.migrate.verify import FolderVerify, Mismatch, VerifyReport
+from switchover.core.transition.actions import Preview
+from switchover.core.transition.arrivals import Arrival, Arrivals, NewArrival
 from switchover.core.transition.autoreply import AutoReplyStatus
-from switchover.core.checklist import ITEMS, ChecklistItem
+from switchover.core.transition.ledger import ActionRow
 from switchover.core.transition.people import Correspondent
-from switchover.core.events import ActionChanged, ArrivalSeen, ConnectionState, Event, EventBus, FolderProgress
-from switchover.core.transition.watch import Arrival
 
 NOW = dt.datetime(2026, 11, 26, 15, 30, tzinfo=dt.timezone.utc)
 
@@ -69,10 +78,28 @@ PEOPLE = [
     ("tom@acme-tools.com", "Tom Becker", 45, 51, "2026-10-02", "en", False, True, True, True),
 ]
 OLD_ADDRESS = "company12345@service.com"
+NEW_ADDRESS = "john.wu@company.example"
 
 
 def _stamp(day: str) -> dt.datetime:
     return dt.datetime.fromisoformat(day).replace(hour=9, tzinfo=dt.timezone.utc)
+
+
+def _config() -> Config:
+    """A real Config for the fake (its servers are never contacted)."""
+    here = Path("/tmp/switchover-fake")
+
+    def account(side: str, user: str) -> Account:
+        nowhere = Endpoint("127.0.0.1", 9, "none")
+        return Account(side=side, provider="custom", imap=nowhere, smtp=nowhere, username=user,
+                       password="not-used")
+
+    return Config(path=here / "switchover.yaml",
+                  identity=Identity("John Wu", "Example Trading Co.", OLD_ADDRESS, NEW_ADDRESS),
+                  old=account("old", OLD_ADDRESS), new=account("new", NEW_ADDRESS),
+                  state=here / "state.db",
+                  transition=TransitionSettings(start=dt.date(2026, 11, 1),
+                                                close_date=dt.date(2027, 2, 28), undo_seconds=5.0))
 
 
 class _Checklist:
@@ -83,7 +110,7 @@ class _Checklist:
                 "login_old": ("engine", "logged in 2026-11-26 09:02 (imap.exmail.qq.com, IMAP4rev1, ID)"),
                 "login_new": ("engine", "logged in 2026-11-26 09:02 (imap.gmail.com, 15 GB quota)"),
                 "backup": ("engine", "8,935 messages in 6 folders written and verified 2026-11-20 14:02")}
-        self._items = {}
+        self._items: dict[str, ChecklistItem] = {}
         for spec in ITEMS:
             by, evidence = done.get(spec.key, (None, ""))
             self._items[spec.key] = ChecklistItem(
@@ -96,30 +123,32 @@ class _Checklist:
     async def items(self) -> list[ChecklistItem]:
         return list(self._items.values())
 
-    async def tick(self, key: str, done: bool = True) -> None:
-        from switchover.core.errors import SwitchoverError
-        from switchover.core.events import ChecklistChanged
+    async def item(self, key: str) -> ChecklistItem:
+        return self._items[key]
 
+    async def tick(self, key: str, done: bool = True) -> ChecklistItem:
         item = self._items[key]
         if item.provable:
             raise SwitchoverError(f"'{item.title}' cannot be ticked by hand: {item.proof_hint}.")
         self._items[key] = replace(item, state="done" if done else "open",
                                   by="person" if done else None)
         self.engine.publish(ChecklistChanged(key, self._items[key].state))
+        return self._items[key]
 
-    async def skip(self, key: str) -> None:
+    async def skip(self, key: str) -> ChecklistItem:
         self._items[key] = replace(self._items[key], state="skipped", by="person")
+        return self._items[key]
 
     async def set_note(self, key: str, text: str) -> None:
         self._items[key] = replace(self._items[key], note=text)
 
-    async def set_due(self, key: str, date: Any) -> None:
+    async def set_due(self, key: str, date: dt.date | None) -> None:
         self._items[key] = replace(self._items[key], due=date.isoformat() if date else None)
 
-    async def refresh_evidence(self) -> list:
+    async def refresh_evidence(self) -> list[Proof]:
         return []
 
-    async def recheck(self) -> list:
+    async def recheck(self) -> list[Proof]:
         return []
 
     async def check_logins(self, *, explicit: bool = True) -> dict[str, str]:
@@ -140,15 +169,21 @@ class _Migration:
                 eta_s=(total - done) / 42.0 if copying else None))
         return rows
 
-    async def last_run(self) -> None:
+    async def last_run(self) -> RunInfo | None:
         return None
 
-    async def plan(self) -> Any:
-        raise NotImplementedError("plan is not part of the snapshot data")
+    async def plan(self) -> Plan:
+        raise SwitchoverError("plan is not part of the snapshot data")
+
+    async def verify(self) -> VerifyReport:
+        """One folder with one message missing in the new mailbox."""
+        missing = Mismatch("id", "Order 12", source_uid=4711)
+        return VerifyReport([FolderVerify("INBOX", "INBOX", 670, 669, missing=[missing])], ok=False)
 
     def pause(self) -> None: ...
     def resume(self) -> None: ...
     def cancel(self) -> None: ...
+    def stop(self) -> None: ...
 
 
 class _Monitor:
@@ -162,9 +197,11 @@ class _Monitor:
                      for i, s, n, subj, b, lang, st, acts, body in ARRIVALS]
         self.bodies = {a[0]: a[8] for a in ARRIVALS}
 
-    async def run(self, stop: asyncio.Event) -> None:
-        await stop.wait()
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        if stop is not None:
+            await stop.wait()
 
+    def stop(self) -> None: ...
     def reconnect_now(self) -> None: ...
 
     async def arrivals(self, *, side: str = "old", offset: int = 0, limit: int = 50) -> list[Arrival]:
@@ -179,27 +216,7 @@ class _Monitor:
     async def counts(self) -> dict[str, int]:
         return {"unhandled": 4, "today": 3, "total": 6, "switched": 2}
 
-    async def mark_handled(self, arrival_id: int) -> None: ...
-
-
-@dataclass(frozen=True)
-class _Preview:
-    """core.actions.Preview when the engine has it; the same fields otherwise."""
-
-    kind: str
-    to: str
-    subject: str
-    language: str
-    text: str
-    raw: bytes = b""
-
-
-def _preview_type() -> Any:
-    try:
-        from switchover.core.transition.actions import Preview
-        return Preview
-    except ImportError:
-        return _Preview
+    async def mark_handled(self, arrival_id: int, handled: bool = True) -> None: ...
 
 
 class _Actions:
@@ -208,29 +225,40 @@ class _Actions:
         self.next_id = 100
         self.requests: list[tuple[int, str, bool]] = []
         self.resolved: list[tuple[int, bool]] = []
+        self.rows: dict[int, ActionRow] = {}
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
 
-    async def request(self, arrival_id: int, kind: str, delay: float | None = None,
-                      confirmed: bool = False) -> int:
+    def _row(self, action_id: int, arrival: Arrival | None, kind: str, state: str,
+             not_before: float) -> ActionRow:
+        return ActionRow(id=action_id, arrival_id=arrival.id if arrival else None, kind=kind,
+                         state=state, requested=NOW.timestamp(), not_before=not_before, done=None,
+                         recipient=arrival.sender if arrival else None, outcome=None,
+                         attempts=0 if state == "pending" else 1, auto=False)
+
+    async def request(self, arrival_id: int, kind: str, *, delay: float | None = None,
+                      auto: bool = False, confirmed: bool = False) -> int:
         self.next_id += 1
         self.requests.append((arrival_id, kind, confirmed))
+        wait = self.engine.config.transition.undo_seconds if delay is None else delay
+        self.rows[self.next_id] = self._row(self.next_id, await self.engine.monitor.arrival(arrival_id),
+                                            kind, "pending", time.time() + wait)
         self.engine.publish(ActionChanged(self.next_id, arrival_id, kind, "pending"))
         return self.next_id
+
+    async def get(self, action_id: int) -> ActionRow:
+        return self.rows[action_id]
 
     async def cancel(self, action_id: int) -> bool:
         return True
 
-    async def retry(self, action_id: int) -> None: ...
+    async def retry(self, action_id: int) -> int:
+        return action_id
 
-    async def for_arrival(self, arrival_id: int) -> list:
-        from switchover.core.transition.actions import ActionRow
-
+    async def for_arrival(self, arrival_id: int) -> list[ActionRow]:
         a = await self.engine.monitor.arrival(arrival_id)
-        return [ActionRow(id=arrival_id * 10 + i, arrival_id=arrival_id, kind=kind, state=state,
-                          requested=NOW.timestamp(), not_before=NOW.timestamp(), done=None,
-                          recipient=a.sender if a else None, outcome=None, attempts=1, auto=False)
+        return [self._row(arrival_id * 10 + i, a, kind, state, NOW.timestamp())
                 for i, (kind, state) in enumerate((a.actions if a else {}).items())]
 
     async def remind_warning(self, arrival_id: int) -> str | None:
@@ -240,22 +268,24 @@ class _Actions:
                     f"to a mailing list, not a person.")
         return None
 
-    async def preview(self, arrival_id: int, kind: str = "remind") -> Any:
+    async def preview(self, arrival_id: int, kind: str) -> Preview:
         a = await self.engine.monitor.arrival(arrival_id)
         assert a is not None
-        return _preview_type()(
+        return Preview(
             kind=kind, to=f"{a.sender_name} <{a.sender}>", subject=f"Re: {a.subject}",
             language=a.language or "en",
             text=(f"Hello {a.sender_name},\n\nthank you for your message. Please note my new "
-                  f"address: john.wu@company.example — the old one, {OLD_ADDRESS}, stops on "
+                  f"address: {NEW_ADDRESS} — the old one, {OLD_ADDRESS}, stops on "
                   f"2027-02-28.\n\nBest regards,\nJohn Wu"), raw=b"")
 
-    async def resolve_doubt(self, action_id: int, delivered: bool) -> None:
+    async def resolve_doubt(self, action_id: int, delivered: bool) -> int:
         self.resolved.append((action_id, delivered))
+        return action_id
 
 
 class _People:
-    async def list(self, *, offset: int = 0, limit: int = 100, filter: str | None = None) -> list[Correspondent]:
+    async def list(self, *, offset: int = 0, limit: int = 100,
+                   filter: str | None = None) -> list[Correspondent]:
         rows = [Correspondent(address=a, name=n, first_seen=_stamp("2021-03-01"), last_seen=_stamp(last),
                               messages_from=f, messages_to=t, language=lang, automated=auto,
                               customer=cust, notified=NOW.timestamp() if notif else None,
@@ -265,7 +295,7 @@ class _People:
             rows = [r for r in rows if filter in r.address or filter in r.name]
         return rows[offset:offset + limit]
 
-    async def stats(self) -> dict:
+    async def stats(self) -> dict[str, Any]:
         return {"correspondents": 412, "customers": 233, "notified": 198, "switched": 61}
 
 
@@ -274,24 +304,11 @@ class _AutoReply:
         return AutoReplyStatus(True, True, "switchover-vacation", "until 2027-02-28")
 
 
-@dataclass
-class _Transition:
-    start: dt.date = dt.date(2026, 11, 1)
-    close_date: dt.date = dt.date(2027, 2, 28)
-    undo_seconds: float = 5.0
-
-
-@dataclass
-class _Config:
-    transition: _Transition = field(default_factory=_Transition)
-    state: Path = Path("/tmp/switchover-fake/state.db")
-
-
 class FakeEngine:
     """Same surface as core.engine.Engine for what the dashboard uses."""
 
     def __init__(self) -> None:
-        self.config = _Config()
+        self.config = _config()
         self.bus = EventBus()
         self.connection_state = {"old": "connected", "new": "reconnecting"}
         self.checklist = _Checklist(self)
@@ -300,7 +317,6 @@ class FakeEngine:
         self.actions = _Actions(self)
         self.correspondents = _People()
         self.autoreply = _AutoReply()
-        self.backups = None
         self.secrets: dict[str, str] = {}
 
     def subscribe(self, fn: Callable[[Event], None]) -> Callable[[], None]:
@@ -314,6 +330,9 @@ class FakeEngine:
     async def changed_elsewhere(self) -> bool:
         return False
 
+    def account(self, side: str) -> Account:
+        return self.config.account(side)
+
     def needs_secret(self, side: str) -> bool:
         return False
 
@@ -325,36 +344,38 @@ class FakeEngine:
 
 # -- arrivals into a real state file ------------------------------------------------------
 
-_INSERT = ("INSERT INTO arrivals(side, folder, uidvalidity, uid, message_id, sender, sender_name, "
-           "recipients, subject, date, seen_at, size, language, badge, state, preview, headers) "
-           "VALUES('old','INBOX',1,?,?,?,?,?,?,?,?,?,?,?,'new',?,?)")
 _BADGES = ("customer", "new sender", "notified", "automated", "customer", "switched")
 
 
-def _arrival_row(uid: int, seen_at: float) -> tuple[Any, ...]:
+def _new_arrival(uid: int) -> NewArrival:
     sender = f"buyer{uid}@customer{uid % 97}.example"
     subject = f"Quote request {uid} — valves DN{50 + uid % 7 * 10}"
+    when = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     headers = (f"From: Buyer {uid} <{sender}>\r\nTo: {OLD_ADDRESS}\r\nSubject: {subject}\r\n"
-               f"Date: {dt.datetime.fromtimestamp(seen_at, dt.timezone.utc):%a, %d %b %Y %H:%M:%S +0000}\r\n"
+               f"Date: {when:%a, %d %b %Y %H:%M:%S +0000}\r\n"
                f"Message-ID: <q{uid}@customer.example>\r\nReceived: from mx.customer.example by "
-               f"mx.service.com with ESMTPS id {uid:08x}; {seen_at:.0f}\r\n" + "X-Pad: " + "x" * 1200 + "\r\n")
-    iso = dt.datetime.fromtimestamp(seen_at, dt.timezone.utc).isoformat(timespec="seconds")
-    return (uid, f"<q{uid}@customer.example>", sender, f"Buyer {uid}", OLD_ADDRESS, subject, iso,
-            seen_at, 4000 + uid % 5000, "en", _BADGES[uid % len(_BADGES)],
-            f"Hello, please send your best price for {uid % 500 + 1} valves. " * 3, headers)
+               f"mx.service.com with ESMTPS id {uid:08x}\r\n" + "X-Pad: " + "x" * 1200 + "\r\n")
+    return NewArrival(side="old", folder="INBOX", uidvalidity=1, uid=uid,
+                      message_id=f"<q{uid}@customer.example>", sender=sender,
+                      sender_name=f"Buyer {uid}", recipients=[OLD_ADDRESS], subject=subject,
+                      date=when, size=4000 + uid % 5000, language="en",
+                      badge=_BADGES[uid % len(_BADGES)],
+                      preview=f"Hello, please send your best price for {uid % 500 + 1} valves. " * 3,
+                      headers=headers.encode("utf-8"), identity=None)
 
 
 async def record_arrivals(store: Any, first_uid: int, n: int, *,
                           publish: Callable[[Event], None] | None = None) -> list[int]:
-    """Insert ``n`` old-side arrivals (uids ``first_uid`` …) in one transaction, newest
-    last; ``publish`` (the writer's own engine.publish) announces each as the monitor
-    does. Returns their ids."""
-    now = time.time()
+    """Record ``n`` old-side arrivals (uids ``first_uid`` …) through their owner in one
+    transaction, newest last; ``publish`` (the writer's own engine.publish) announces each
+    as the watch does. Returns their ids."""
+    arrivals = Arrivals(store)
     ids: list[int] = []
-    async with store.transaction() as db:
-        for k in range(n):
-            cur = await db.execute(_INSERT, _arrival_row(first_uid + k, now + k * 1e-4))
-            ids.append(int(cur.lastrowid))
+    async with store.transaction():
+        for uid in range(first_uid, first_uid + n):
+            arrival_id = await arrivals.add(_new_arrival(uid))
+            assert arrival_id is not None, f"uid {uid} was recorded already"
+            ids.append(arrival_id)
     if publish is not None:
         for uid, arrival_id in enumerate(ids, first_uid):
             publish(ArrivalSeen(arrival_id, "old", f"buyer{uid}@customer{uid % 97}.example",
@@ -376,8 +397,8 @@ def bare_config(directory: Path, **transition: Any) -> Path:
 
     data: dict[str, Any] = {
         "identity": {"name": "Ada", "old_address": OLD_ADDRESS,
-                     "new_address": "john.wu@company.example", "language": "en"},
-        "old": side(OLD_ADDRESS), "new": side("john.wu@company.example"),
+                     "new_address": NEW_ADDRESS, "language": "en"},
+        "old": side(OLD_ADDRESS), "new": side(NEW_ADDRESS),
         "state": str(directory / "switchover.sqlite")}
     if transition:
         data["transition"] = transition

@@ -1,85 +1,22 @@
-"""core/actions.py against real servers: forward (IMAP and SMTP ways), remind, undo,
+"""core/transition/actions.py against real servers: forward (IMAP and SMTP ways), remind, undo,
 retries, crash reconciliation and the automatic RFC 3834 rules."""
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import email
 import email.policy
 import time
-from email.header import Header
-from pathlib import Path
 
 import pytest
 
-from switchover.core.transition.classify import (badge_for, detect_language, header_text, parse_headers,
-                           recipients_of, sender_of)
-from switchover.core.config import load_config
-from switchover.core.engine import Engine
 from switchover.core.events import ActionChanged
-from switchover.core.mail.identity import header_block
-from tests.support.servers import write_config
-
-CLOSE = dt.date(2027, 3, 31)
-
-
-def message(to: str, *, sender: str = "Li Lei <li.lei@example.com>", subject: str = "Quote for order 17",
-            body: str = "Hello, please send the quote.", mid: str | None = None,
-            extra: str = "") -> bytes:
-    mid = mid or f"<{time.time_ns()}.test@example.com>"
-    subj = subject if subject.isascii() else Header(subject, "utf-8").encode()
-    head = (f"From: {sender}\r\nTo: {to}\r\nSubject: {subj}\r\nDate: Thu, 26 Nov 2026 10:00:00 +0800\r\n"
-            f"Message-ID: {mid}\r\nReferences: <root@example.com>\r\nMIME-Version: 1.0\r\n{extra}"
-            f"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n")
-    return head.encode() + body.encode("utf-8") + b"\r\n"
-
-
-async def add_arrival(engine: Engine, mailserver, user, raw: bytes, sender: str = "li.lei@example.com") -> int:
-    """Deliver for real into the old INBOX and record the arrival row the monitor would."""
-    await engine.run_blocking(mailserver.deliver, user, raw, sender)
-    c = mailserver.client(user)
-    try:
-        info = c.select_folder("INBOX", readonly=True)
-        uid = max(c.search(["ALL"]))
-        stored = c.fetch([uid], ["BODY.PEEK[HEADER]"])[uid][b"BODY[HEADER]"]
-    finally:
-        c.logout()
-    msg = parse_headers(stored)
-    name, addr = sender_of(msg)
-    badge = await badge_for(engine, addr, msg)
-    body = raw.split(b"\r\n\r\n", 1)[1].decode("utf-8", "replace")
-    return await engine.store.execute(
-        "INSERT INTO arrivals (side, folder, uidvalidity, uid, message_id, sender, sender_name, "
-        "recipients, subject, date, seen_at, size, language, badge, preview, headers) "
-        "VALUES ('old', 'INBOX', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (info[b"UIDVALIDITY"], uid, header_text(msg, "Message-ID"), addr, name,
-         ", ".join(recipients_of(msg)), header_text(msg, "Subject"), header_text(msg, "Date"),
-         time.time(), len(raw), detect_language(header_text(msg, "Subject") + " " + body), badge,
-         body[:200], header_block(stored).decode("latin-1")))
-
-
-def inbox(mailserver, user) -> list[bytes]:
-    c = mailserver.client(user)
-    try:
-        c.select_folder("INBOX", readonly=True)
-        uids = c.search(["ALL"])
-        return [d[b"BODY[]"] for _, d in sorted(c.fetch(uids, ["BODY.PEEK[]"]).items())] if uids else []
-    finally:
-        c.logout()
-
-
-async def open_engine(tmp_path: Path, mailserver, old_user, new_user, smtp_server, **transition) -> Engine:
-    path = write_config(tmp_path / "so.yaml", old_user=old_user, new_user=new_user, server=mailserver,
-                        smtp=smtp_server, transition={"close_date": CLOSE.isoformat(), **transition})
-    return await Engine.open(load_config(path))
+from tests.support.arrivals import TRANSITION, add_arrival, inbox, message
 
 
 @pytest.fixture
-async def eng(tmp_path, mailserver, old_user, new_user, smtp_server):
-    e = await open_engine(tmp_path, mailserver, old_user, new_user, smtp_server)
-    yield e
-    await e.close()
+async def eng(make_engine, old_user, new_user, smtp_server):
+    return await make_engine(old_user, new_user, smtp=smtp_server, transition=TRANSITION)
 
 
 async def test_forward_imap_byte_identical_once(eng, mailserver, old_user, new_user, smtp_server):
@@ -142,82 +79,75 @@ async def test_reconcile_after_kill_never_copies_twice(eng, mailserver, old_user
     assert len(inbox(mailserver, new_user)) == 2
 
 
-async def test_forward_smtp_as_attachment(tmp_path, mailserver, old_user, new_user, smtp_server):
-    eng = await open_engine(tmp_path, mailserver, old_user, new_user, smtp_server, forward_method="smtp")
-    try:
-        raw = message(old_user.address, subject="Invoice 9")
-        aid = await add_arrival(eng, mailserver, old_user, raw)
-        await eng.actions.request(aid, "forward", delay=0)
-        assert await eng.actions.run_due() == 1
-        mail_from, rcpts, sent = smtp_server.wait_for(1)[0]
-        assert rcpts == [new_user.address] and mail_from == new_user.address
-        msg = email.message_from_bytes(sent, policy=email.policy.default)
-        assert msg["Subject"] == "Fwd: Invoice 9"
-        (row,) = await eng.actions.for_arrival(aid)
-        # the arrival, not the action, is named: a preview (before any action exists)
-        # shows the same message; the Message-ID identifies the send
-        assert msg["X-Switchover-Arrival"] == str(aid)
-        assert msg["Message-ID"] == (await eng.store.fetchone(
-            "SELECT sent_message_id FROM actions WHERE id=?", (row.id,)))[0]
-        att = [p for p in msg.iter_parts() if p.get_content_type() == "message/rfc822"]
-        assert len(att) == 1
-        inner = att[0].get_payload()[0]
-        original = inbox(mailserver, old_user)[-1]
-        assert inner["Message-ID"] == email.message_from_bytes(original)["Message-ID"]
-        # delivered into the new INBOX; reconcile would find it by the action header
-        assert await eng.actions._check_server(await eng.actions._action(row.id))
-    finally:
-        await eng.close()
+async def test_forward_smtp_as_attachment(make_engine, mailserver, old_user, new_user, smtp_server):
+    eng = await make_engine(old_user, new_user, smtp=smtp_server,
+                            transition={**TRANSITION, "forward_method": "smtp"})
+    raw = message(old_user.address, subject="Invoice 9")
+    aid = await add_arrival(eng, mailserver, old_user, raw)
+    await eng.actions.request(aid, "forward", delay=0)
+    assert await eng.actions.run_due() == 1
+    mail_from, rcpts, sent = smtp_server.wait_for(1)[0]
+    assert rcpts == [new_user.address] and mail_from == new_user.address
+    msg = email.message_from_bytes(sent, policy=email.policy.default)
+    assert msg["Subject"] == "Fwd: Invoice 9"
+    (row,) = await eng.actions.for_arrival(aid)
+    # the arrival, not the action, is named: a preview (before any action exists)
+    # shows the same message; the Message-ID identifies the send
+    assert msg["X-Switchover-Arrival"] == str(aid)
+    assert msg["Message-ID"] == (await eng.store.fetchone(
+        "SELECT sent_message_id FROM actions WHERE id=?", (row.id,)))[0]
+    att = [p for p in msg.iter_parts() if p.get_content_type() == "message/rfc822"]
+    assert len(att) == 1
+    inner = att[0].get_payload()[0]
+    original = inbox(mailserver, old_user)[-1]
+    assert inner["Message-ID"] == email.message_from_bytes(original)["Message-ID"]
+    # delivered into the new INBOX; reconcile would find it by the action header
+    assert await eng.actions.outcomes.found_on_server(await eng.actions.get(row.id))
 
 
-async def test_remind_chinese_threaded(tmp_path, mailserver, old_user, new_user, smtp_server):
-    eng = await open_engine(tmp_path, mailserver, old_user, new_user, smtp_server)
-    try:
-        raw = message(old_user.address, sender="=?utf-8?b?5p2O6Zu3?= <li.lei@example.cn>",
-                      subject="Re: 报价单", body="您好，请尽快把新的报价单发给我们。谢谢！",
-                      mid="<orig-1@example.cn>")
-        aid = await add_arrival(eng, mailserver, old_user, raw, sender="li.lei@example.cn")
-        action = await eng.actions.request(aid, "remind", delay=0)
-        assert await eng.actions.run_due() == 1
-        mail_from, rcpts, sent = smtp_server.wait_for(1)[0]
-        assert rcpts == ["li.lei@example.cn"] and mail_from == old_user.address
-        msg = email.message_from_bytes(sent, policy=email.policy.default)
-        assert msg["Subject"] == "Re: 报价单"          # no "Re: Re:"
-        assert b"=?utf-8?" in sent.split(b"\r\n\r\n")[0]   # RFC 2047 on the wire
-        assert msg["In-Reply-To"] == "<orig-1@example.cn>"
-        assert msg["References"] == "<root@example.com> <orig-1@example.cn>"
-        assert "Auto-Submitted" not in msg                  # a person asked for it
-        body = msg.get_content()
-        assert new_user.address in body and "2027年3月31日" in body and "李雷" in body
-        row = await eng.store.fetchone("SELECT * FROM actions WHERE id=?", (action,))
-        assert msg["Message-ID"] == row["sent_message_id"] and row["state"] == "done"
-        corr = await eng.store.fetchone("SELECT last_reminded FROM correspondents WHERE address=?",
-                                        ("li.lei@example.cn",))
-        assert corr["last_reminded"] > time.time() - 60
-        # a copy of the reminder sits in the old Sent folder, and reconcile knows it
-        c = mailserver.client(old_user)
-        c.select_folder("Sent", readonly=True)
-        assert len(c.search(["HEADER", "Message-ID", row["sent_message_id"]])) == 1
-        c.logout()
-        assert await eng.actions._check_server(row)
-        # killed after sending (no marker written): reconcile finds it in Sent, sends nothing
-        await eng.store.execute("UPDATE actions SET state='running', outcome='pid 999999999' WHERE id=?",
-                                (action,))
-        await eng.actions.reconcile()
-        assert await eng.actions.run_due() == 0
-        assert (await eng.actions.get(action)).state == "done" and len(smtp_server.messages) == 1
-        # killed after the marker: done straight away
-        await eng.store.execute("UPDATE actions SET state='running', outcome=? WHERE id=?",
-                                ("pid 999999999; delivered: sent", action))
-        await eng.actions.reconcile()
-        assert (await eng.actions.get(action)).state == "done" and len(smtp_server.messages) == 1
-        # forward + remind both done → the arrival is handled
-        await eng.actions.request(aid, "forward", delay=0)
-        await eng.actions.run_due()
-        arr = await eng.store.fetchone("SELECT state FROM arrivals WHERE id=?", (aid,))
-        assert arr["state"] == "handled"
-    finally:
-        await eng.close()
+async def test_remind_chinese_threaded(eng, mailserver, old_user, new_user, smtp_server):
+    raw = message(old_user.address, sender="=?utf-8?b?5p2O6Zu3?= <li.lei@example.cn>",
+                  subject="Re: 报价单", body="您好，请尽快把新的报价单发给我们。谢谢！",
+                  mid="<orig-1@example.cn>")
+    aid = await add_arrival(eng, mailserver, old_user, raw, sender="li.lei@example.cn")
+    action = await eng.actions.request(aid, "remind", delay=0)
+    assert await eng.actions.run_due() == 1
+    mail_from, rcpts, sent = smtp_server.wait_for(1)[0]
+    assert rcpts == ["li.lei@example.cn"] and mail_from == old_user.address
+    msg = email.message_from_bytes(sent, policy=email.policy.default)
+    assert msg["Subject"] == "Re: 报价单"          # no "Re: Re:"
+    assert b"=?utf-8?" in sent.split(b"\r\n\r\n")[0]   # RFC 2047 on the wire
+    assert msg["In-Reply-To"] == "<orig-1@example.cn>"
+    assert msg["References"] == "<root@example.com> <orig-1@example.cn>"
+    assert "Auto-Submitted" not in msg                  # a person asked for it
+    body = msg.get_content()
+    assert new_user.address in body and "2027年3月31日" in body and "李雷" in body
+    row = await eng.store.fetchone("SELECT * FROM actions WHERE id=?", (action,))
+    assert msg["Message-ID"] == row["sent_message_id"] and row["state"] == "done"
+    corr = await eng.store.fetchone("SELECT last_reminded FROM correspondents WHERE address=?",
+                                    ("li.lei@example.cn",))
+    assert corr["last_reminded"] > time.time() - 60
+    # a copy of the reminder sits in the old Sent folder, and reconcile knows it
+    c = mailserver.client(old_user)
+    c.select_folder("Sent", readonly=True)
+    assert len(c.search(["HEADER", "Message-ID", row["sent_message_id"]])) == 1
+    c.logout()
+    assert await eng.actions.outcomes.found_on_server(await eng.actions.get(action))
+    # killed after sending (no marker written): reconcile finds it in Sent, sends nothing
+    await eng.store.execute("UPDATE actions SET state='running', outcome='pid 999999999' WHERE id=?",
+                            (action,))
+    await eng.actions.reconcile()
+    assert await eng.actions.run_due() == 0
+    assert (await eng.actions.get(action)).state == "done" and len(smtp_server.messages) == 1
+    # killed after the marker: done straight away
+    await eng.store.execute("UPDATE actions SET state='running', outcome=? WHERE id=?",
+                            ("pid 999999999; delivered: sent", action))
+    await eng.actions.reconcile()
+    assert (await eng.actions.get(action)).state == "done" and len(smtp_server.messages) == 1
+    # forward + remind both done → the arrival is handled
+    await eng.actions.request(aid, "forward", delay=0)
+    await eng.actions.run_due()
+    assert (await eng.arrivals.get(aid)).state == "handled"
 
 
 async def test_undo_and_background_runner(eng, mailserver, old_user, new_user, smtp_server):
@@ -278,72 +208,107 @@ async def test_failure_words_and_retry(eng, mailserver, old_user, smtp_server):
     assert len(smtp_server.wait_for(1)) == 1
 
 
-async def test_automatic_rules_rfc3834(tmp_path, mailserver, old_user, new_user, smtp_server):
-    eng = await open_engine(tmp_path, mailserver, old_user, new_user, smtp_server,
-                            auto_forward=True, auto_remind=True, remind_every_days=7)
-    try:
-        old = old_user.address
-        cases = {
-            "list": message(old, sender="news@lists.example.com", extra="List-Id: <news.example.com>\r\n"),
-            "auto-submitted": message(old, sender="Ops <ops@example.net>", extra="Auto-Submitted: auto-generated\r\n"),
-            "bounce": message(old, sender="MAILER-DAEMON@example.net", subject="Undelivered Mail Returned to Sender"),
-            "noreply": message(old, sender="no-reply@shop.example.com"),
-            "not to us": message("someone.else@example.com", sender="Carol <carol@example.com>"),
-        }
-        ids = {}
-        for name, raw in cases.items():
-            ids[name] = await add_arrival(eng, mailserver, old_user, raw)
-            await eng.actions.on_arrival(ids[name])
-        for name, aid in ids.items():
-            kinds = {a.kind for a in await eng.actions.for_arrival(aid)}
-            assert "remind" not in kinds, name
-            ok, why = await eng.actions.remind_allowed(aid)
-            assert not ok and why, name
-        # a business mail not addressed to us is still forwarded, but never answered
-        assert {a.kind for a in await eng.actions.for_arrival(ids["not to us"])} == {"forward"}
-        assert {a.kind for a in await eng.actions.for_arrival(ids["list"])} == set()
+async def test_automatic_rules_rfc3834(make_engine, mailserver, old_user, new_user, smtp_server):
+    eng = await make_engine(old_user, new_user, smtp=smtp_server,
+                            transition={**TRANSITION, "auto_forward": True, "auto_remind": True,
+                                        "remind_every_days": 7})
+    old = old_user.address
+    cases = {
+        "list": message(old, sender="news@lists.example.com", extra="List-Id: <news.example.com>\r\n"),
+        "auto-submitted": message(old, sender="Ops <ops@example.net>", extra="Auto-Submitted: auto-generated\r\n"),
+        "bounce": message(old, sender="MAILER-DAEMON@example.net", subject="Undelivered Mail Returned to Sender"),
+        "noreply": message(old, sender="no-reply@shop.example.com"),
+        "not to us": message("someone.else@example.com", sender="Carol <carol@example.com>"),
+    }
+    ids = {}
+    for name, raw in cases.items():
+        ids[name] = await add_arrival(eng, mailserver, old_user, raw)
+        await eng.actions.on_arrival(ids[name])
+    for name, aid in ids.items():
+        kinds = {a.kind for a in await eng.actions.for_arrival(aid)}
+        assert "remind" not in kinds, name
+        ok, why = await eng.actions.remind_allowed(aid)
+        assert not ok and why, name
+    # a business mail not addressed to us is still forwarded, but never answered
+    assert {a.kind for a in await eng.actions.for_arrival(ids["not to us"])} == {"forward"}
+    assert {a.kind for a in await eng.actions.for_arrival(ids["list"])} == set()
 
-        first = await add_arrival(eng, mailserver, old_user, message(old, sender="Dan <dan@example.com>"))
-        second = await add_arrival(eng, mailserver, old_user, message(old, sender="Dan <dan@example.com>",
-                                                                        subject="again"))
-        await asyncio.gather(eng.actions.on_arrival(first), eng.actions.on_arrival(second))
-        reminds = [a for aid in (first, second) for a in await eng.actions.for_arrival(aid) if a.kind == "remind"]
-        assert len(reminds) == 1 and reminds[0].auto
-        assert (await eng.actions.remind_allowed(second))[1] == "reminded less than 7 days ago"
-        await eng.actions.run_due()
-        sent = [m for m in smtp_server.wait_for(1) if m[1] == ["dan@example.com"]]
-        assert len(sent) == 1
-        msg = email.message_from_bytes(sent[0][2], policy=email.policy.default)
-        assert msg["Auto-Submitted"] == "auto-replied"
-        # after it is done, last_reminded keeps the once-per-7-days promise
-        third = await add_arrival(eng, mailserver, old_user, message(old, sender="Dan <dan@example.com>"))
-        await eng.actions.on_arrival(third)
-        assert [a.kind for a in await eng.actions.for_arrival(third)] == ["forward"]
-    finally:
-        await eng.close()
+    first = await add_arrival(eng, mailserver, old_user, message(old, sender="Dan <dan@example.com>"))
+    second = await add_arrival(eng, mailserver, old_user, message(old, sender="Dan <dan@example.com>",
+                                                                    subject="again"))
+    await asyncio.gather(eng.actions.on_arrival(first), eng.actions.on_arrival(second))
+    reminds = [a for aid in (first, second) for a in await eng.actions.for_arrival(aid) if a.kind == "remind"]
+    assert len(reminds) == 1 and reminds[0].auto
+    assert (await eng.actions.remind_allowed(second))[1] == "reminded less than 7 days ago"
+    await eng.actions.run_due()
+    sent = [m for m in smtp_server.wait_for(1) if m[1] == ["dan@example.com"]]
+    assert len(sent) == 1
+    msg = email.message_from_bytes(sent[0][2], policy=email.policy.default)
+    assert msg["Auto-Submitted"] == "auto-replied"
+    # after it is done, last_reminded keeps the once-per-7-days promise
+    third = await add_arrival(eng, mailserver, old_user, message(old, sender="Dan <dan@example.com>"))
+    await eng.actions.on_arrival(third)
+    assert [a.kind for a in await eng.actions.for_arrival(third)] == ["forward"]
 
 
-async def test_monitor_arrival_drives_auto_rules(tmp_path, mailserver, old_user, new_user, smtp_server):
-    """The whole path: a real delivery, the monitor records it, its hook applies the rules."""
-    eng = await open_engine(tmp_path, mailserver, old_user, new_user, smtp_server,
-                            auto_forward=True, auto_remind=True)
-    try:
-        await eng.monitor.catch_up()          # first look: sets the mark
-        raw = message(old_user.address, sender="Eve <eve@example.es>", subject="Pedido urgente",
-                      body="Hola, gracias por el precio. Por favor, envíe el pedido con saludos cordiales.")
-        await eng.run_blocking(mailserver.deliver, old_user, raw, "eve@example.es")
-        assert await eng.monitor.catch_up() == 1
-        rows = await eng.store.fetchall("SELECT id FROM arrivals WHERE sender='eve@example.es'")
-        aid = rows[0]["id"]
-        assert {a.kind for a in await eng.actions.for_arrival(aid)} == {"forward", "remind"}
-        assert await eng.actions.run_due() == 2
-        arrival = await eng.monitor.arrival(aid)
-        assert arrival.state == "handled" and arrival.actions == {"forward": "done", "remind": "done"}
-        sent = [m for m in smtp_server.wait_for(1) if m[1] == ["eve@example.es"]]
-        msg = email.message_from_bytes(sent[0][2], policy=email.policy.default)
-        assert msg["Subject"] == "Re: Pedido urgente"
-        body = msg.get_content()
-        assert "31 de marzo de 2027" in body and new_user.address in body
-        assert inbox(mailserver, new_user) == [inbox(mailserver, old_user)[-1]]
-    finally:
-        await eng.close()
+async def test_monitor_arrival_drives_auto_rules(make_engine, mailserver, old_user, new_user, smtp_server):
+    """The whole path: a real delivery, the watch records it and announces it, the actions
+    facet reacts to ArrivalSeen with the rules (catch_up returns once they ran)."""
+    eng = await make_engine(old_user, new_user, smtp=smtp_server,
+                            transition={**TRANSITION, "auto_forward": True, "auto_remind": True})
+    await eng.monitor.catch_up()          # first look: sets the mark
+    raw = message(old_user.address, sender="Eve <eve@example.es>", subject="Pedido urgente",
+                  body="Hola, gracias por el precio. Por favor, envíe el pedido con saludos cordiales.")
+    await eng.blocking.run(mailserver.deliver, old_user, raw, "eve@example.es")
+    assert await eng.monitor.catch_up() == 1
+    rows = await eng.store.fetchall("SELECT id FROM arrivals WHERE sender='eve@example.es'")
+    aid = rows[0]["id"]
+    assert {a.kind for a in await eng.actions.for_arrival(aid)} == {"forward", "remind"}
+    assert await eng.actions.run_due() == 2
+    arrival = await eng.monitor.arrival(aid)
+    assert arrival.state == "handled" and arrival.actions == {"forward": "done", "remind": "done"}
+    sent = [m for m in smtp_server.wait_for(1) if m[1] == ["eve@example.es"]]
+    msg = email.message_from_bytes(sent[0][2], policy=email.policy.default)
+    assert msg["Subject"] == "Re: Pedido urgente"
+    body = msg.get_content()
+    assert "31 de marzo de 2027" in body and new_user.address in body
+    assert inbox(mailserver, new_user) == [inbox(mailserver, old_user)[-1]]
+
+
+async def test_perform_carries_out_once_and_says_when_it_was_done_before(eng, mailserver, old_user, new_user,
+                                                                         smtp_server):
+    """What the faces call: request and carry out now; a second call finds the action
+    done (``earlier``) and sends nothing."""
+    aid = await add_arrival(eng, mailserver, old_user, message(old_user.address, sender="Ann <ann@example.com>"))
+    row = await eng.actions.perform(aid, "remind")
+    assert row.state == "done" and not row.earlier and "reminder sent to ann@example.com" in row.outcome
+    again = await eng.actions.perform(aid, "remind")
+    assert again.id == row.id and again.earlier and again.state == "done"
+    assert len(smtp_server.wait_for(1)) == 1
+    forward = await eng.actions.perform(aid, "forward")
+    assert forward.state == "done" and not forward.earlier
+    assert (await eng.arrivals.get(aid)).state == "handled"
+    with pytest.raises(Exception, match="There is no arrival"):
+        await eng.actions.perform(999999, "forward")
+
+
+async def test_rules_reach_an_arrival_whose_reaction_never_ran(make_engine, mailserver, old_user, new_user,
+                                                               smtp_server):
+    """The process died between recording an arrival and its ArrivalSeen reaction: the
+    next reconcile gives it the rules, once; an arrival the reaction saw is never given
+    them again."""
+    eng = await make_engine(old_user, new_user, smtp=smtp_server,
+                            transition={**TRANSITION, "auto_forward": True, "auto_remind": True})
+    await eng.actions.reconcile()                      # the rules' mark starts here
+    lost = await add_arrival(eng, mailserver, old_user, message(old_user.address, sender="Bo <bo@example.com>"))
+    seen = await add_arrival(eng, mailserver, old_user, message(old_user.address, sender="Cy <cy@example.com>"))
+    await eng.actions.on_arrival(seen)                 # what the ArrivalSeen reaction does
+    assert {a.kind for a in await eng.actions.for_arrival(lost)} == set()
+    await eng.actions.reconcile()
+    await eng.actions.reconcile()
+    await eng.actions.on_arrival(seen)                 # a repeated event changes nothing
+    for aid in (lost, seen):
+        rows = await eng.actions.for_arrival(aid)
+        assert sorted(a.kind for a in rows) == ["forward", "remind"] and all(a.auto for a in rows)
+    assert await eng.actions.run_due() == 4
+    assert len(smtp_server.wait_for(2)) == 2

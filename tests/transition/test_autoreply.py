@@ -10,10 +10,12 @@ from dataclasses import replace
 
 import pytest
 
-from switchover.core.transition.autoreply import SCRIPT_NAME, ManageSieve, build_script
-from switchover.core.config import load_config
-from switchover.core.engine import Engine
-from tests.support.servers import free_port, write_config
+from switchover.core.config import Config, Endpoint
+from switchover.core.context import Accounts
+from switchover.core.events import Proven
+from switchover.core.net.sieve import ManageSieve
+from switchover.core.transition.autoreply import SCRIPT_NAME, AutoReply, build_script
+from tests.support.servers import free_port
 
 USER_SCRIPT = ('require ["fileinto"];\n'
                'if header :contains "subject" "invoice" { fileinto "Archive"; }\n')
@@ -27,16 +29,12 @@ def sieve(mailserver, user) -> ManageSieve:
 
 
 @pytest.fixture
-async def eng(tmp_path, mailserver, old_user, new_user, smtp_server):
+async def eng(make_engine, mailserver, old_user, new_user, smtp_server):
     mailserver.require("sieve", "lmtp")
-    path = write_config(tmp_path / "so.yaml", old_user=old_user, new_user=new_user, server=mailserver,
-                        smtp=smtp_server, identity={"language": "zh"},
-                        transition={"close_date": "2099-12-31"},
-                        old={"sieve": {"host": mailserver.host, "port": mailserver.sieve_port,
-                                       "security": "none"}})
-    e = await Engine.open(load_config(path))
-    yield e
-    await e.close()
+    return await make_engine(old_user, new_user, smtp=smtp_server, identity={"language": "zh"},
+                             transition={"close_date": "2099-12-31"},
+                             old={"sieve": {"host": mailserver.host, "port": mailserver.sieve_port,
+                                            "security": "none"}})
 
 
 async def test_sieve_round_trip_keeps_user_script(eng, mailserver, old_user, new_user, smtp_server):
@@ -46,10 +44,15 @@ async def test_sieve_round_trip_keeps_user_script(eng, mailserver, old_user, new
     c.setactive("mine")
     c.logout()
 
+    proofs: list[Proven] = []
+    eng.subscribe(lambda ev: proofs.append(ev) if isinstance(ev, Proven) else None)
     st = await eng.autoreply.status()
     assert st.supported and not st.active and "mine" in st.detail
     st = await eng.autoreply.enable(days=1)
     assert st.supported and st.active and st.script_name == SCRIPT_NAME
+    # what the server said is the checklist's evidence, as an event (no call to the checklist)
+    assert [(p.item, p.ok) for p in proofs] == [("autoreply", False), ("autoreply", True)]
+    assert f"Sieve script '{SCRIPT_NAME}' active" in proofs[-1].evidence
     st = await eng.autoreply.enable(days=2)          # again: still remembers "mine"
     assert st.active
     c = sieve(mailserver, old_user)
@@ -62,7 +65,7 @@ async def test_sieve_round_trip_keeps_user_script(eng, mailserver, old_user, new
     # a real delivery: the user's rule still files it, and Pigeonhole sends the notice
     raw = (f"From: Customer <buyer@example.org>\r\nTo: {old_user.address}\r\n"
            f"Subject: invoice 42\r\nMessage-ID: <inv42@example.org>\r\n\r\nPlease pay.\r\n").encode()
-    await eng.run_blocking(mailserver.deliver, old_user, raw, "buyer@example.org")
+    await eng.blocking.run(mailserver.deliver, old_user, raw, "buyer@example.org")
     replies = [m for m in smtp_server.wait_for(1, timeout=15) if "buyer@example.org" in m[1]]
     assert len(replies) == 1
     msg = email.message_from_bytes(replies[0][2], policy=email.policy.default)
@@ -104,15 +107,16 @@ async def test_without_previous_script_and_wrapped_check(eng, mailserver, old_us
 
 
 async def test_unsupported_says_so_with_steps(eng):
-    from switchover.core.config import Endpoint
-    from switchover.core.engine import Engine
     cfg = eng.config
-    # an engine is built from one config: another config is another engine on the same state
-    gmail = Engine(replace(cfg, old=replace(cfg.old, provider="gmail", sieve=None)), eng.store, eng.bus)
-    st = await gmail.autoreply.status()
+
+    def facet(config: Config) -> AutoReply:
+        # the facet is built from narrow parts: another config, the same state and bus
+        return AutoReply(eng.store, eng.bus, Accounts(config), eng.blocking, config)
+
+    gmail = facet(replace(cfg, old=replace(cfg.old, provider="gmail", sieve=None)))
+    st = await gmail.status()
     assert not st.supported and "Vacation responder" in st.steps and "reminders" in st.detail
-    assert not (await gmail.autoreply.enable()).supported
-    closed = Engine(replace(cfg, old=replace(cfg.old, sieve=Endpoint("127.0.0.1", free_port(), "none"))),
-                    eng.store, eng.bus)
-    st = await closed.autoreply.status()
+    assert not (await gmail.enable()).supported
+    closed = facet(replace(cfg, old=replace(cfg.old, sieve=Endpoint("127.0.0.1", free_port(), "none"))))
+    st = await closed.status()
     assert not st.supported and "does not offer ManageSieve" in st.detail and st.steps

@@ -1,14 +1,16 @@
-"""core/classify.py: header decoding, RFC 3834 rules, bounce / automated / spam, language,
-readable text, and the badge (which reads the correspondents table of a real engine)."""
+"""core/mail (headers, text, language) and core/transition/classify.py: header decoding,
+RFC 3834 rules, bounce / automated / spam, language, readable text, and the badge (which
+reads what the correspondents facet knows of the sender, on a real engine)."""
 
 from __future__ import annotations
 
 import base64
 import time
 
-from switchover.core.transition.classify import (BADGES, badge_for, decode_bytes, detect_language, header_text, html_to_text,
-                           is_automated, is_bounce, is_spam, message_text, parse_headers, parse_message,
-                           preview_of, rfc3834_allows_reply, sender_of)
+from switchover.core.mail.headers import decode_bytes, header_text, parse_headers, parse_message, sender_of
+from switchover.core.mail.language import detect_language
+from switchover.core.mail.text import html_to_text, message_text, preview_of
+from switchover.core.transition.classify import BADGES, is_automated, is_bounce, is_spam, rfc3834_allows_reply
 
 OLD = "old@example.com"
 OWN = {OLD, "new@example.net"}
@@ -122,16 +124,16 @@ def test_readable_text_and_preview() -> None:
 async def test_badges(engine) -> None:  # type: ignore[no-untyped-def]
     msg = h(f"From: x@y.com\nTo: {OLD}\n")
     store = engine.store
-    assert await badge_for(engine, "stranger@y.com", msg, ()) == "new sender"
+    assert await engine.correspondents.badge("stranger@y.com", msg, ()) == "new sender"
     await store.execute("INSERT INTO correspondents(address, messages_from, messages_to, customer) "
                         "VALUES('known@y.com', 3, 2, 1)")
-    assert await badge_for(engine, "known@y.com", msg, ()) == "customer"
+    assert await engine.correspondents.badge("known@y.com", msg, ()) == "customer"
     await store.execute("UPDATE correspondents SET notified=? WHERE address='known@y.com'", (time.time(),))
-    assert await badge_for(engine, "known@y.com", msg, ()) == "notified"
+    assert await engine.correspondents.badge("known@y.com", msg, ()) == "notified"
     await engine.correspondents.mark_switched("Known@Y.com", time.time())
-    assert await badge_for(engine, "known@y.com", msg, ()) == "switched"
+    assert await engine.correspondents.badge("known@y.com", msg, ()) == "switched"
     # precedence: spam > bounce > automated > the rest
-    assert await badge_for(engine, "known@y.com", h("From: known@y.com\nList-Id: <l>\n"), ()) == "automated"
-    assert await badge_for(engine, "known@y.com", h("From: MAILER-DAEMON@y.com\n"), ()) == "bounce"
-    assert await badge_for(engine, "known@y.com", h("From: MAILER-DAEMON@y.com\n"), [b"$Junk"]) == "spam"
+    assert await engine.correspondents.badge("known@y.com", h("From: known@y.com\nList-Id: <l>\n"), ()) == "automated"
+    assert await engine.correspondents.badge("known@y.com", h("From: MAILER-DAEMON@y.com\n"), ()) == "bounce"
+    assert await engine.correspondents.badge("known@y.com", h("From: MAILER-DAEMON@y.com\n"), [b"$Junk"]) == "spam"
     assert set(BADGES) >= {"customer", "notified", "switched", "new sender", "automated", "bounce", "spam"}

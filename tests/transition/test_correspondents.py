@@ -1,4 +1,4 @@
-"""core/correspondents.py: the history scan of a small real mailbox with a Sent folder,
+"""core/transition/people.py and history.py: the history scan of a small real mailbox with a Sent folder,
 incremental re-scan, list / get / stats, switched and notified marks."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 from switchover.core.engine import Engine
 from switchover.core.events import JobProgress
-from tests.transition.test_monitor import make_mail
+from tests.support.arrivals import make_mail
 
 
 async def test_scan_history(engine: Engine, mailserver: Any, old_user: Any, new_user: Any) -> None:

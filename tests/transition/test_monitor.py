@@ -1,4 +1,4 @@
-"""core/monitor.py against a real IMAP server: IDLE latency, polling, catch-up after a
+"""core/transition/watch.py against a real IMAP server: IDLE latency, polling, catch-up after a
 dropped connection and after a restart, UIDVALIDITY change, badges of real arrivals,
 the new INBOX teaching who switched, body text decoding, and never setting \\Seen."""
 
@@ -6,54 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime as dt
 import time
-from email.utils import format_datetime, make_msgid
-from pathlib import Path
 from typing import Any
 
 from switchover.core.config import load_config
 from switchover.core.engine import Engine
-from switchover.core.events import ArrivalSeen, ConnectionState
+from switchover.core.events import ConnectionState
+from tests.support.arrivals import Events, make_mail
 from tests.support.proxy import Proxy
-from tests.support.servers import write_config
-
-
-def make_mail(sender: str, to: str, subject: str = "Hello", body: str = "Hi there.",
-              extra: str = "", charset: str = "utf-8", ctype: str = "text/plain") -> bytes:
-    head = (f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n"
-            f"Date: {format_datetime(dt.datetime.now().astimezone())}\r\n"
-            f"Message-ID: {make_msgid(domain='test.invalid')}\r\nMIME-Version: 1.0\r\n{extra}"
-            f"Content-Type: {ctype}; charset={charset}\r\nContent-Transfer-Encoding: base64\r\n\r\n")
-    return head.encode() + base64.encodebytes(body.encode(charset)).replace(b"\n", b"\r\n")
-
-
-class Events:
-    """Collects engine events; `wait` blocks until a predicate holds."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.items: list[Any] = []
-        self.changed = asyncio.Event()
-        engine.subscribe(self._on)
-
-    def _on(self, ev: Any) -> None:
-        self.items.append((time.monotonic(), ev))
-        self.changed.set()
-
-    def arrivals(self, side: str = "old") -> list[ArrivalSeen]:
-        return [e for _, e in self.items if isinstance(e, ArrivalSeen) and e.side == side]
-
-    async def wait(self, pred: Any, timeout: float = 10.0) -> None:
-        end = time.monotonic() + timeout
-        while not pred():
-            left = end - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"timed out; events: {[e for _, e in self.items]}")
-            self.changed.clear()
-            try:
-                await asyncio.wait_for(self.changed.wait(), min(left, 0.2))
-            except asyncio.TimeoutError:
-                pass
 
 
 async def start(engine: Engine, events: Events) -> tuple[asyncio.Task, asyncio.Event]:
@@ -110,30 +70,27 @@ async def test_idle_arrival_within_a_second(engine: Engine, mailserver: Any, old
         c.logout()
 
 
-async def test_idle_survives_responses_arriving_in_pieces(tmp_path: Path, mailserver: Any,
+async def test_idle_survives_responses_arriving_in_pieces(make_engine: Any, mailserver: Any,
                                                           old_user: Any, new_user: Any) -> None:
     """Over a slow link (or from pymap) an untagged response arrives in pieces while the
     monitor idles; it must wait for the whole line instead of losing sync and reconnecting."""
     with Proxy(mailserver.host, mailserver.imap_port, fragment=3) as proxy:
-        path = write_config(tmp_path, old_user=old_user, new_user=new_user, server=mailserver,
-                            old={"imap": {"host": proxy.host, "port": proxy.port, "security": "none"}})
-        engine = await Engine.open(load_config(path))
+        engine = await make_engine(old_user, new_user,
+                                   old={"imap": {"host": proxy.host, "port": proxy.port, "security": "none"}})
+        events = Events(engine)
+        task, stop = await start(engine, events)
         try:
-            events = Events(engine)
-            task, stop = await start(engine, events)
-            try:
-                await events.wait(lambda: engine.connection_state["old"] == "connected")
-                for i in range(3):
-                    await asyncio.to_thread(deliver, mailserver, old_user,
-                                            make_mail(f"p{i}@customer.com", old_user.address, f"Piece {i}"))
-                    await events.wait(lambda: len(events.arrivals()) == i + 1, timeout=10)
-                states = [e.state for _, e in events.items
-                          if isinstance(e, ConnectionState) and e.side == "old"]
-                assert "reconnecting" not in states, states
-            finally:
-                await finish(task, stop)
+            await events.wait(lambda: engine.connection_state["old"] == "connected")
+            for i in range(3):
+                await asyncio.to_thread(deliver, mailserver, old_user,
+                                        make_mail(f"p{i}@customer.com", old_user.address, f"Piece {i}"))
+                await events.wait(lambda: len(events.arrivals()) == i + 1, timeout=10)
+            states = [e.state for _, e in events.items
+                      if isinstance(e, ConnectionState) and e.side == "old"]
+            assert "reconnecting" not in states, states
         finally:
-            await engine.close()
+            await finish(task, stop)
+
 
 
 async def test_polling_mode(engine: Engine, mailserver: Any, old_user: Any) -> None:
@@ -150,44 +107,41 @@ async def test_polling_mode(engine: Engine, mailserver: Any, old_user: Any) -> N
         await finish(task, stop)
 
 
-async def test_catch_up_after_dropped_connection(tmp_path: Path, mailserver: Any, old_user: Any,
+async def test_catch_up_after_dropped_connection(make_engine: Any, mailserver: Any, old_user: Any,
                                                  new_user: Any) -> None:
     with Proxy(mailserver.host, mailserver.imap_port) as proxy:
-        path = write_config(tmp_path, old_user=old_user, new_user=new_user, server=mailserver,
-                            old={"imap": {"host": proxy.host, "port": proxy.port, "security": "none"}})
-        engine = await Engine.open(load_config(path))
+        engine = await make_engine(old_user, new_user,
+                                   old={"imap": {"host": proxy.host, "port": proxy.port, "security": "none"}})
+        engine.monitor.backoff_cap = 1.0
+        events = Events(engine)
+        task, stop = await start(engine, events)
         try:
-            engine.monitor.backoff_cap = 1.0
-            events = Events(engine)
-            task, stop = await start(engine, events)
-            try:
+            await asyncio.to_thread(deliver, mailserver, old_user,
+                                    make_mail("a@c.com", old_user.address, "before"))
+            await events.wait(lambda: len(events.arrivals()) == 1)
+            proxy.refuse = True           # the network is gone for a moment
+            assert proxy.drop_all() >= 1
+            for s in ("during 1", "during 2"):
                 await asyncio.to_thread(deliver, mailserver, old_user,
-                                        make_mail("a@c.com", old_user.address, "before"))
-                await events.wait(lambda: len(events.arrivals()) == 1)
-                proxy.refuse = True           # the network is gone for a moment
-                assert proxy.drop_all() >= 1
-                for s in ("during 1", "during 2"):
-                    await asyncio.to_thread(deliver, mailserver, old_user,
-                                            make_mail("a@c.com", old_user.address, s))
-                await events.wait(lambda: engine.connection_state["old"] == "reconnecting")
-                await asyncio.sleep(0.5)
-                proxy.refuse = False
-                await events.wait(lambda: len(events.arrivals()) == 3, timeout=15)
-                await events.wait(lambda: engine.connection_state["old"] == "connected")
-                await asyncio.to_thread(deliver, mailserver, old_user,
-                                        make_mail("a@c.com", old_user.address, "after"))
-                await events.wait(lambda: len(events.arrivals()) == 4)
-            finally:
-                await finish(task, stop)
-            subjects = [a.subject for a in await engine.monitor.arrivals()]
-            assert sorted(subjects) == ["after", "before", "during 1", "during 2"]
-            states = [e.state for _, e in events.items if isinstance(e, ConnectionState) and e.side == "old"]
-            assert "reconnecting" in states and states[-1] == "offline"
+                                        make_mail("a@c.com", old_user.address, s))
+            await events.wait(lambda: engine.connection_state["old"] == "reconnecting")
+            await asyncio.sleep(0.5)
+            proxy.refuse = False
+            await events.wait(lambda: len(events.arrivals()) == 3, timeout=15)
+            await events.wait(lambda: engine.connection_state["old"] == "connected")
+            await asyncio.to_thread(deliver, mailserver, old_user,
+                                    make_mail("a@c.com", old_user.address, "after"))
+            await events.wait(lambda: len(events.arrivals()) == 4)
         finally:
-            await engine.close()
+            await finish(task, stop)
+        subjects = [a.subject for a in await engine.monitor.arrivals()]
+        assert sorted(subjects) == ["after", "before", "during 1", "during 2"]
+        states = [e.state for _, e in events.items if isinstance(e, ConnectionState) and e.side == "old"]
+        assert "reconnecting" in states and states[-1] == "offline"
 
 
-async def test_catch_up_after_restart(config_path: Path, mailserver: Any, old_user: Any) -> None:
+
+async def test_catch_up_after_restart(config_path: Any, mailserver: Any, old_user: Any) -> None:
     engine = await Engine.open(load_config(config_path))
     try:
         # years of history do not flood the feed: the first start baselines
@@ -298,69 +252,56 @@ async def test_body_text_chinese(engine: Engine, mailserver: Any, old_user: Any)
         c.logout()
 
 
-async def test_watch_folders_and_message_id_dedupe(tmp_path: Path, mailserver: Any, old_user: Any,
+async def test_watch_folders_and_message_id_dedupe(make_engine: Any, mailserver: Any, old_user: Any,
                                                    new_user: Any) -> None:
-    path = write_config(tmp_path, old_user=old_user, new_user=new_user, server=mailserver,
-                        transition={"watch_folders": ["INBOX", "Orders"]})
     mailserver.append(old_user, "Orders", make_mail("x@y.com", old_user.address, "seed"))
-    engine = await Engine.open(load_config(path))
-    try:
-        assert await engine.monitor.catch_up() == 0
-        raw = make_mail("buyer@y.com", old_user.address, "PO 42")
-        mailserver.append(old_user, "Orders", raw)
-        mailserver.append(old_user, "INBOX", raw)    # the same message twice (a filter copy)
-        assert await engine.monitor.catch_up() == 1
-        (a,) = await engine.monitor.arrivals()
-        assert a.subject == "PO 42"
-    finally:
-        await engine.close()
+    engine = await make_engine(old_user, new_user, transition={"watch_folders": ["INBOX", "Orders"]})
+    assert await engine.monitor.catch_up() == 0
+    raw = make_mail("buyer@y.com", old_user.address, "PO 42")
+    mailserver.append(old_user, "Orders", raw)
+    mailserver.append(old_user, "INBOX", raw)    # the same message twice (a filter copy)
+    assert await engine.monitor.catch_up() == 1
+    (a,) = await engine.monitor.arrivals()
+    assert a.subject == "PO 42"
 
 
-async def test_idle_restarts_and_dead_connection_detected(tmp_path: Path, mailserver: Any, old_user: Any,
+async def test_idle_restarts_and_dead_connection_detected(make_engine: Any, mailserver: Any, old_user: Any,
                                                           new_user: Any) -> None:
     """IDLE is re-issued on schedule; a connection that goes silent (no FIN, no data) is
     noticed by the socket timeout when IDLE ends, and the watch reconnects and catches up."""
     with Proxy(mailserver.host, mailserver.imap_port) as proxy:
-        path = write_config(tmp_path, old_user=old_user, new_user=new_user, server=mailserver,
-                            old={"imap": {"host": proxy.host, "port": proxy.port, "security": "none"}})
-        engine = await Engine.open(load_config(path))
-        try:
-            m = engine.monitor
-            m.idle_restart, m.socket_timeout, m.backoff_cap = 0.4, 2.0, 0.5
-            events = Events(engine)
-            task, stop = await start(engine, events)
-            try:
-                await asyncio.sleep(1.0)      # a few IDLE restarts
-                await events.wait(lambda: engine.connection_state["old"] == "connected")
-                proxy.delay = 30.0            # the line goes silent
-                await asyncio.to_thread(deliver, mailserver, old_user, make_mail("a@c.com", old_user.address, "x"))
-                await events.wait(lambda: engine.connection_state["old"] == "reconnecting", timeout=10)
-                proxy.delay = 0.0
-                proxy.drop_all()              # the stuck pipes hold delayed bytes; start clean
-                await events.wait(lambda: len(events.arrivals()) == 1, timeout=15)
-            finally:
-                await finish(task, stop)
-        finally:
-            await engine.close()
-
-
-async def test_auth_failure_then_password_typed(tmp_path: Path, mailserver: Any, old_user: Any,
-                                                new_user: Any) -> None:
-    path = write_config(tmp_path, old_user=old_user, new_user=new_user, server=mailserver,
-                        old={"password": "wrong"})
-    engine = await Engine.open(load_config(path))
-    try:
+        engine = await make_engine(old_user, new_user,
+                                   old={"imap": {"host": proxy.host, "port": proxy.port, "security": "none"}})
+        m = engine.monitor
+        m.idle_restart, m.socket_timeout, m.backoff_cap = 0.4, 2.0, 0.5
         events = Events(engine)
-        stop = asyncio.Event()
-        task = asyncio.create_task(engine.monitor.run(stop))
+        task, stop = await start(engine, events)
         try:
-            await events.wait(lambda: engine.connection_state["old"] == "auth failed")
-            details = [e.detail for _, e in events.items if isinstance(e, ConnectionState) and e.side == "old"]
-            assert "wrong" not in " ".join(details)   # no secret in events
-            engine.set_secret("old", old_user.password)
-            engine.monitor.reconnect_now()
-            await events.wait(lambda: engine.connection_state["old"] == "connected", timeout=5)
+            await asyncio.sleep(1.0)      # a few IDLE restarts
+            await events.wait(lambda: engine.connection_state["old"] == "connected")
+            proxy.delay = 30.0            # the line goes silent
+            await asyncio.to_thread(deliver, mailserver, old_user, make_mail("a@c.com", old_user.address, "x"))
+            await events.wait(lambda: engine.connection_state["old"] == "reconnecting", timeout=10)
+            proxy.delay = 0.0
+            proxy.drop_all()              # the stuck pipes hold delayed bytes; start clean
+            await events.wait(lambda: len(events.arrivals()) == 1, timeout=15)
         finally:
             await finish(task, stop)
+
+
+
+async def test_auth_failure_then_password_typed(make_engine: Any, mailserver: Any, old_user: Any,
+                                                new_user: Any) -> None:
+    engine = await make_engine(old_user, new_user, old={"password": "wrong"})
+    events = Events(engine)
+    stop = asyncio.Event()
+    task = asyncio.create_task(engine.monitor.run(stop))
+    try:
+        await events.wait(lambda: engine.connection_state["old"] == "auth failed")
+        details = [e.detail for _, e in events.items if isinstance(e, ConnectionState) and e.side == "old"]
+        assert "wrong" not in " ".join(details)   # no secret in events
+        engine.set_secret("old", old_user.password)
+        engine.monitor.reconnect_now()
+        await events.wait(lambda: engine.connection_state["old"] == "connected", timeout=5)
     finally:
-        await engine.close()
+        await finish(task, stop)

@@ -22,12 +22,8 @@ from typing import Any
 
 import pytest
 
-from switchover.core.config import load_config
-from switchover.core.engine import Engine
 from switchover.core.events import ConnectionState, LogLine
-from tests.support.servers import write_config
-from tests.transition.test_actions import CLOSE
-from tests.transition.test_monitor import make_mail
+from tests.support.arrivals import TRANSITION, make_mail
 
 ROOT = Path(os.path.abspath(__file__)).parents[2]
 pytestmark = pytest.mark.timeout(180)
@@ -53,13 +49,12 @@ class Output:
         return "\n".join(self.lines)
 
 
-async def test_dashboard_and_headless_watch_share_one_state_file(tmp_path, mailserver, old_user, new_user,
+async def test_dashboard_and_headless_watch_share_one_state_file(make_engine, mailserver, old_user, new_user,
                                                                  smtp_server):
-    path = write_config(tmp_path / "so.yaml", old_user=old_user, new_user=new_user, server=mailserver,
-                        smtp=smtp_server,
-                        transition={"close_date": CLOSE.isoformat(), "auto_forward": True,
-                                    "auto_remind": True, "undo_seconds": 0, "poll_seconds": 1})
-    eng = await Engine.open(load_config(path))
+    eng = await make_engine(old_user, new_user, smtp=smtp_server,
+                            transition={**TRANSITION, "auto_forward": True, "auto_remind": True,
+                                        "undo_seconds": 0, "poll_seconds": 1})
+    path = eng.config.path
     logs: list[str] = []
     reconnects: list[ConnectionState] = []
 
@@ -129,31 +124,28 @@ async def test_dashboard_and_headless_watch_share_one_state_file(tmp_path, mails
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
-    try:
-        text = out.text()
-        for bad in ("locked", "Traceback", "never retrieved", "busy"):
-            assert bad not in text, f"{bad!r} in the watch's output:\n{text[-3000:]}"
-            assert not [t for t in logs if bad in t], logs
-        assert proc.returncode == 0, text[-3000:]
-        assert not reconnects and "reconnecting" not in text, (reconnects, text[-2000:])
-        # no arrival twice
-        rows = await eng.store.fetchall("SELECT message_id FROM arrivals WHERE side='old'")
-        assert len(rows) == total and len({r["message_id"] for r in rows}) == total
-        # nothing left running; every action settled
-        states = Counter((r["kind"], r["state"]) for r in await eng.store.fetchall("SELECT kind, state FROM actions"))
-        assert states == {("forward", "done"): total, ("remind", "done"): SENDERS}, states
-        # each message forwarded once, each sender reminded once
-        forwarded = Counter(email.message_from_bytes(raw)["Message-ID"]
-                            for raw in mailserver.messages(new_user, "INBOX"))
-        assert len(forwarded) == total and set(forwarded.values()) == {1}
-        reminded = Counter(rcpts[0] for _f, rcpts, _raw in smtp_server.messages)
-        assert len(reminded) == SENDERS and set(reminded.values()) == {1}, reminded
-        print(f"\n{total} arrivals delivered in {burst:.1f} s; all handled {took:.1f} s after the burst began")
-    finally:
-        await eng.close()
+    text = out.text()
+    for bad in ("locked", "Traceback", "never retrieved", "busy"):
+        assert bad not in text, f"{bad!r} in the watch's output:\n{text[-3000:]}"
+        assert not [t for t in logs if bad in t], logs
+    assert proc.returncode == 0, text[-3000:]
+    assert not reconnects and "reconnecting" not in text, (reconnects, text[-2000:])
+    # no arrival twice
+    rows = await eng.store.fetchall("SELECT message_id FROM arrivals WHERE side='old'")
+    assert len(rows) == total and len({r["message_id"] for r in rows}) == total
+    # nothing left running; every action settled
+    states = Counter((r["kind"], r["state"]) for r in await eng.store.fetchall("SELECT kind, state FROM actions"))
+    assert states == {("forward", "done"): total, ("remind", "done"): SENDERS}, states
+    # each message forwarded once, each sender reminded once
+    forwarded = Counter(email.message_from_bytes(raw)["Message-ID"]
+                        for raw in mailserver.messages(new_user, "INBOX"))
+    assert len(forwarded) == total and set(forwarded.values()) == {1}
+    reminded = Counter(rcpts[0] for _f, rcpts, _raw in smtp_server.messages)
+    assert len(reminded) == SENDERS and set(reminded.values()) == {1}, reminded
+    print(f"\n{total} arrivals delivered in {burst:.1f} s; all handled {took:.1f} s after the burst began")
 
 
-async def test_a_busy_state_file_is_not_a_connection_error(tmp_path, mailserver, old_user, new_user,
+async def test_a_busy_state_file_is_not_a_connection_error(make_engine, mailserver, old_user, new_user,
                                                            monkeypatch):
     """Another process holds the state file's write lock past every wait: the watcher
     says so once, keeps its IMAP connection (no reconnect storm), and records the
@@ -162,8 +154,7 @@ async def test_a_busy_state_file_is_not_a_connection_error(tmp_path, mailserver,
 
     from switchover.core.store import Store
     monkeypatch.setattr(Store, "BUSY_MS", 100)      # give up waiting quickly
-    path = write_config(tmp_path / "so.yaml", old_user=old_user, new_user=new_user, server=mailserver)
-    eng = await Engine.open(load_config(path))
+    eng = await make_engine(old_user, new_user)
     logs: list[LogLine] = []
     states: list[str] = []
     eng.subscribe(lambda ev: logs.append(ev) if isinstance(ev, LogLine) else

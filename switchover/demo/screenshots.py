@@ -1,6 +1,9 @@
 """Render every pane of the dashboard to screenshots/*.svg and *.png (``make screenshots``).
 
-    python -m tui.screenshots [--config PATH] [--out screenshots]
+    python -m switchover.demo.screenshots [--config PATH] [--out screenshots]
+
+It lives with the demo, not in tui/: the dashboard never imports the demo (a layering
+contract in pyproject.toml); the demo drives the dashboard.
 
 Without ``--config`` it starts the built-in demo (switchover.demo, real servers on
 loopback, a generated five-year mailbox, live arrivals) in a throwaway directory, so the
@@ -19,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .app import SwitchoverApp
+from switchover.tui.app import SwitchoverApp
 
 #: characters that need a CJK font; cairo picks one font per text run, no fallback
 _CJK = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
@@ -106,7 +109,7 @@ async def _shoot(config_path: Path, out: Path, size: tuple[int, int], tabs: list
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tui.screenshots", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m switchover.demo.screenshots", description=__doc__.split("\n")[0])
     parser.add_argument("--config", help="use this switchover.yaml instead of the demo")
     parser.add_argument("--out", default="screenshots", help="directory for the pictures")
     args = parser.parse_args(argv)
@@ -117,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.config:
         config_path = Path(args.config)
     else:
-        from switchover.demo import start_demo
+        from . import start_demo
 
         tmp = tempfile.TemporaryDirectory(prefix="switchover-shots-")
         print("starting the demo servers …")
