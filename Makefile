@@ -6,12 +6,13 @@ STAMP  := $(VENV)/.setup-stamp
 
 .PHONY: setup test test-pymap demo bench bench-tui screenshots lint clean
 
-# Idempotent: the venv is (re)installed only when pyproject.toml changed.
+# Idempotent: the venv is (re)installed only when pyproject.toml changed. The demo extra
+# (pymap, aiosmtpd: the demo's servers) comes with it, so `make demo` works on a fresh machine.
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,demo]'
 	touch $(STAMP)
 
 # Every test against Dovecot (pymap when Dovecot is absent), then the server smoke tests

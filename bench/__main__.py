@@ -17,7 +17,8 @@ the results and the method.
     .venv/bin/python -m bench large --count 200000 --repeat 1   # memory on a big mailbox
     .venv/bin/python -m bench small attach --tools switchover,baseline --baseline ../old-checkout
 
-``--baseline DIR`` adds the tool "baseline": ``switchover migrate`` of another checkout
+``--baseline DIR`` adds the tool "baseline" (and ``--candidate DIR`` the tool "candidate"):
+``switchover migrate`` of another checkout
 (DIR holds its switchover/, core/ and tui/ folders), run alternately with this one on the
 same server and corpus — an A/B comparison under the same load.
 """
@@ -216,7 +217,7 @@ class Bench:
                 # alternate who goes first, so a drift in the machine's load hits both
                 for tool in (tools if attempt % 2 == 0 else tools[::-1]):
                     argv, wd, new = self.prepare(corpus, tool, attempt, server, endpoint, old)
-                    if tool in ("switchover", "baseline") and attempt == 0:
+                    if tool in OURS and attempt == 0:
                         plan_s[tool] = run_measured(argv + ["--dry-run"], env=self.env(tool), cwd=wd,
                                                     timeout=args.timeout).seconds
                     runs[tool].append(self.measure(server, argv, wd, self.env(tool)))
@@ -255,11 +256,12 @@ class Bench:
 
     def env(self, tool: str) -> dict[str, str] | None:
         """The baseline runs another checkout's package (PYTHONPATH first); others inherit."""
-        if tool != "baseline":
+        if tool not in ("baseline", "candidate"):
             return None
-        if not self.args.baseline:
-            raise SystemExit("the tool 'baseline' needs --baseline DIR")
-        return {**os.environ, "PYTHONPATH": str(baseline_path(Path(self.args.baseline), self.workdir))}
+        root = getattr(self.args, tool)
+        if not root:
+            raise SystemExit(f"the tool '{tool}' needs --{tool} DIR")
+        return {**os.environ, "PYTHONPATH": str(baseline_path(Path(root), self.workdir / tool))}
 
     def measure(self, server: Any, argv: list[str], wd: Path, env: dict[str, str] | None = None) -> Measured:
         os.sync()   # the previous run's dirty pages are not flushed during this one
@@ -277,7 +279,7 @@ class Bench:
         new = server.add_user(tool[:4])
         wd = self.workdir / f"{corpus}-{tool}-{attempt}"
         wd.mkdir(parents=True)
-        if tool in ("switchover", "baseline"):
+        if tool in OURS:
             cfg = write_config(wd / "switchover.yaml", old_user=old, new_user=new, server=endpoint)
             return [sys.executable, "-m", "switchover", "--config", str(cfg), "migrate"], wd, new
         if tool == "mbsync":
@@ -322,9 +324,16 @@ class Bench:
         return r
 
 
+#: the tools that are a switchover (this tree, or another checkout)
+OURS = ("switchover", "baseline", "candidate")
+
+
 def baseline_path(root: Path, workdir: Path) -> Path:
     """A folder to put first on PYTHONPATH so that ``switchover`` (with ``.core`` and
     ``.tui``) is the checkout at ``root``: links, nothing copied."""
+    if not (root / "switchover" / "core").exists() and \
+            "from core." in (root / "switchover" / "cli.py").read_text(encoding="utf-8"):
+        return root     # a checkout from before issue 11: core/ and tui/ were top-level packages
     out = workdir / "baseline"
     pkg = out / "switchover"
     if not pkg.exists():
@@ -395,6 +404,8 @@ def main() -> int:
                     help=f"some of {', '.join(SPECS)} (default: {' '.join(DEFAULT_CORPORA)})")
     ap.add_argument("--tools", default="switchover,mbsync", help="comma-separated (default: switchover,mbsync; "
                     "also baseline, see --baseline); odd runs go in this order, even runs reversed")
+    ap.add_argument("--candidate", default=None, metavar="DIR",
+                    help="a third switchover checkout, run as the tool 'candidate'")
     ap.add_argument("--baseline", default=None, metavar="DIR",
                     help="another switchover checkout, run as the tool 'baseline' (A/B comparison)")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per tool (the median run is reported; peak RSS is the max)")
@@ -448,7 +459,7 @@ def main() -> int:
           f"({args.storage}, mail_fsync {'optimized' if args.fsync else 'never'})\n")
     print(table(results))
     ok = all(r.ok for r in results) and all(r.check == "exact" for r in results
-                                            if r.tool in ("switchover", "baseline"))
+                                            if r.tool in OURS)
     return 0 if ok else 1
 
 

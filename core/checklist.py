@@ -47,6 +47,8 @@ class ItemSpec:
     provable: bool = False
     proof_hint: str = ""
     dated: bool = False
+    #: provable, and a person may still tick or skip it (a letter written elsewhere)
+    by_hand: bool = False
 
 
 PHASES = {
@@ -61,7 +63,11 @@ ITEMS: tuple[ItemSpec, ...] = (
              "Argue from business needs, not complaints: capacity (inquiries bounce when the old "
              "mailbox is full), security (customer data and contracts), features (automation, "
              "customer management). Propose the provider, the new address, a plan and a timeline, "
-             "and close by politely asking for approval and guidance.", dated=True),
+             "and close by politely asking for approval and guidance. 'switchover letter' (or l "
+             "here) writes one from the measured mailbox, in Chinese or English.", dated=True,
+             provable=True, by_hand=True,
+             proof_hint="the engine ticks this when 'switchover letter --out FILE' writes the letter; "
+                        "a letter written elsewhere can be ticked by hand"),
     ItemSpec("approval", 1, "Approval from the company",
              "Get the written approval before touching anything technical.", dated=True),
     ItemSpec("service", 1, "New service chosen",
@@ -76,12 +82,16 @@ ITEMS: tuple[ItemSpec, ...] = (
              provable=True, proof_hint="the engine ticks this after a successful login to the new mailbox"),
     ItemSpec("setup", 1, "New mailbox fully set up",
              "Signature, auto-reply text, folders (e.g. 历史邮件-2025年前) and rules are ready "
-             "before you switch — don't switch into an empty, unconfigured mailbox."),
+             "before you switch — don't switch into an empty, unconfigured mailbox.",
+             provable=True, proof_hint="the engine ticks this when 'switchover check' finds the new "
+                                       "domain's DNS (MX, SPF, DKIM, DMARC) without a failure"),
     ItemSpec("security", 1, "Strong password and two-factor authentication",
              "A long unique password and 2FA on the new account from day one."),
     ItemSpec("sendtest", 1, "Test sending and receiving",
              "Send to yourself from other mailboxes and back, including to hard countries "
-             "(Russia, South America), before telling customers."),
+             "(Russia, South America), before telling customers.", provable=True,
+             proof_hint="the engine ticks this when every test message of 'switchover check' "
+                        "(new → new, new → old, old → new) arrived in an inbox"),
     ItemSpec("shared", 1, "Shared mailboxes have a handling process",
              "For info@ or support@: agree internally who reads and answers the new mailbox."),
     ItemSpec("backup", 2, "Complete local backup (.mbox / .eml), verified",
@@ -100,24 +110,35 @@ ITEMS: tuple[ItemSpec, ...] = (
     ItemSpec("notice", 3, "Change notice sent to every correspondent",
              "Clear subject ('Important Notice: Update of Email Address for …'), old address with "
              "its end date and new address highlighted, 'nothing else changes', ask them to update "
-             "their address book; send early, with a buffer period.", dated=True),
+             "their address book; send early, with a buffer period.", dated=True, provable=True,
+             proof_hint="the engine ticks this when every notified correspondent was sent the notice "
+                        "or bounced ('switchover notify --send')"),
     ItemSpec("autoreply", 3, "Auto-reply active on the old mailbox",
              "A short version of the notice: thanks, the new address, the date the old one stops.",
              provable=True, proof_hint="the engine ticks this when 'switchover autoreply on' succeeds"),
     ItemSpec("signature", 3, "New signature everywhere",
              "Update the signature with the new address in every mail client and phone."),
     ItemSpec("website", 3, "Website updated",
-             "Contact page and team pages show the new address."),
+             "Contact page and team pages show the new address.", provable=True,
+             proof_hint="the engine ticks this when 'switchover scan --url URL' finds the old address "
+                        "on none of the pages (s here shows what is left)"),
     ItemSpec("social", 3, "LinkedIn / Facebook / Twitter updated",
-             "Personal and company profiles: a customer who finds you there must see the same address."),
+             "Personal and company profiles: a customer who finds you there must see the same address "
+             "— a prospect who follows your LinkedIn profile to your website should meet one address "
+             "everywhere; different addresses look unprofessional."),
     ItemSpec("b2b", 3, "B2B platforms updated",
-             "Alibaba.com, Made-in-China, Global Sources contact details."),
+             "Alibaba.com (阿里巴巴国际站), Made-in-China (中国制造网), Global Sources (环球资源): the "
+             "contact details of the shop and of every product page's inquiry contact."),
     ItemSpec("im", 3, "WhatsApp / WeChat signature updated",
-             "Status lines and signatures on messaging apps."),
+             "Online business cards: WhatsApp and WeChat status lines (个性签名) and profile cards."),
     ItemSpec("documents", 3, "Quotation, contract templates and catalogues updated",
-             "Headers and footers of quotation and contract templates and catalogue PDFs."),
+             "Headers and footers of quotation and contract templates and catalogue PDFs.", provable=True,
+             proof_hint="the engine ticks this when 'switchover scan FOLDER' reads office / PDF files "
+                        "and finds the old address in none (s here shows what is left)"),
     ItemSpec("internal", 3, "Internal departments told",
-             "Finance, logistics and purchasing must use the new address too."),
+             "Finance, logistics and purchasing must use the new address too.", provable=True,
+             proof_hint="the engine ticks this when the internal notice went to every colleague "
+                        "('switchover notify --internal')"),
     ItemSpec("watch", 4, "Old mailbox watched for at least 3 months",
              "Check the old mailbox daily, later weekly; forward what matters and remind the "
              "sender. switchover's feed does this while it runs.", provable=True,
@@ -126,10 +147,13 @@ ITEMS: tuple[ItemSpec, ...] = (
              "Forward, remind or mark handled every message that still reaches the old address.",
              provable=True, proof_hint="the engine ticks this while no arrival is left unhandled"),
     ItemSpec("final_reminder", 4, "Final reminder sent",
-             "One last reminder to those who still write to the old address.", dated=True),
+             "One last reminder to those who still write to the old address.", dated=True, provable=True,
+             proof_hint="the engine ticks this when the final reminder campaign is done "
+                        "('switchover notify --final')"),
     ItemSpec("final_backup", 4, "Final backup verified",
              "A last complete backup, verified, kept for 3–6 months.", provable=True,
-             proof_hint="the engine ticks this when a backup verified after the close date exists"),
+             proof_hint="the engine ticks this when 'switchover archive' verifies a backup taken after "
+                        "the last arrival (or a backup is verified after the close date)"),
     ItemSpec("close", 4, "Old account closed or archived",
              "Only when every important contact has moved, the old address has had no business "
              "mail for a long time and the final backup is safe.", dated=True),
@@ -232,7 +256,7 @@ class Checklist:
     async def tick(self, key: str, done: bool = True) -> ChecklistItem:
         """A person ticks (or unticks) an item; provable items follow their proof."""
         spec = self._spec(key)
-        if spec.provable:
+        if spec.provable and not spec.by_hand:
             current = await self.item(key)
             proven = current.by == "engine" and current.state == "done"
             if done and not proven:
@@ -248,7 +272,7 @@ class Checklist:
 
     async def skip(self, key: str) -> ChecklistItem:
         spec = self._spec(key)
-        if spec.provable:
+        if spec.provable and not spec.by_hand:
             raise SwitchoverError(f"'{spec.title}' cannot be skipped: {spec.proof_hint}.")
         await self._write(key, state="skipped", by="person", evidence="not needed")
         self._changed(key, "skipped")
@@ -258,6 +282,19 @@ class Checklist:
         self._spec(key)
         await self._write(key, note=text.strip())
         self._changed(key, (await self.item(key)).state)
+
+    async def set_hint(self, key: str, text: str) -> None:
+        """Evidence beside an item only a person ticks (the closing readiness beside
+        'close', core/wrapup/closing.py): shown while the item is open; it ticks nothing,
+        and a person's tick replaces it."""
+        spec = self._spec(key)
+        if spec.provable:
+            raise ValueError(f"{key} is provable: its evidence comes from its proof")
+        current = await self.item(key)
+        if current.state != "open" or current.evidence == text:
+            return
+        await self._write(key, evidence=text)
+        self._changed(key, "open", text)
 
     async def set_due(self, key: str, date: dt.date | None) -> None:
         self._spec(key)

@@ -11,23 +11,28 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shlex
 import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 import yaml
 
 from .configread import ConfigLoader, KeyLines, Keys, Reader, address_problem
-from .credentials import findable, program_of, run_secret_command
+from .auth.settings import OAuth2Settings, read_auth
+from .credentials import (findable, keyring_password, keyring_problem, oauth2_access_token,
+                          program_of, run_secret_command)
 from .errors import ConfigError
-from .mail.language import LANGUAGES, normalize_language
+from .mail.language import REMINDER_LANGUAGES, normalize_language
 from .providers import PROVIDERS, get_provider
 
-__all__ = ["Account", "Config", "Endpoint", "Identity", "MigrationSettings", "NoticeSettings",
+__all__ = ["Account", "Config", "DnsSettings", "Endpoint", "Identity", "MigrationSettings", "NoticeSettings",
            "TransitionSettings",
-           "address_problem", "find_config", "load_config", "parse_config", "quote_command"]
+           "address_problem", "config_places", "default_state", "find_config", "load_config",
+           "parse_config", "quote_command"]
 
 SECURITY = ("ssl", "starttls", "none")
 DEFAULT_CONFIG = "switchover.yaml"
@@ -64,14 +69,27 @@ class Account:
     daily_download_bytes: int | None = None
     daily_upload_bytes: int | None = None
     max_message_bytes: int | None = None
+    #: "password" or "oauth2"; ``oauth2`` set = switchover signs in itself (core/auth/)
+    auth: str = "password"
+    oauth2: OAuth2Settings | None = None
+    #: the password lives in the OS keyring (core/auth/tokens.py), not in the config
+    password_keyring: bool = False
 
     @property
     def uses_oauth2(self) -> bool:
-        return self.oauth2_token_command is not None
+        return self.oauth2_token_command is not None or self.auth == "oauth2"
+
+    @property
+    def signs_in(self) -> bool:
+        """Signed in by ``switchover login`` (a provider's OAuth2), not by a command."""
+        return self.oauth2 is not None
 
     def has_secret_source(self) -> bool:
+        # a sign-in is looked up when connecting: a missing one is one sentence then
+        # ("switchover login ..."), never a password prompt
         return bool(self.runtime_secret or self.password or self.password_command
-                    or self.oauth2_token_command
+                    or self.oauth2_token_command or self.signs_in
+                    or (self.password_keyring and keyring_problem(self) is None)
                     or (self.password_env and os.environ.get(self.password_env)))
 
     def secret_problem(self) -> str | None:
@@ -79,9 +97,11 @@ class Account:
         environment variable, a command that is not installed, nothing configured),
         naming the variable or command; None when it can, or when a face holds one.
         Cheap: nothing is run."""
-        if self.runtime_secret or self.password:
+        if self.runtime_secret or self.password or self.signs_in:
             return None
         whose = f"The {self.side} mailbox's"
+        if self.password_keyring:
+            return keyring_problem(self)
         for key, command in (("oauth2_token_command", self.oauth2_token_command),
                              ("password_command", self.password_command)):
             if command:
@@ -103,9 +123,13 @@ class Account:
 
     def secret(self) -> str:
         """The password or OAuth2 token, resolved now (never cached on disk)."""
+        if self.signs_in:
+            return oauth2_access_token(self)    # refreshed when it is about to expire
         if self.runtime_secret:
             return self.runtime_secret
         where = f"{self.side}."
+        if self.password_keyring:
+            return keyring_password(self)
         if self.oauth2_token_command:
             return run_secret_command(self.oauth2_token_command, where + "oauth2_token_command")
         if self.password_command:
@@ -176,6 +200,14 @@ class NoticeSettings:
 
 
 @dataclass(frozen=True)
+class DnsSettings:
+    """The preflight's DNS look-ups of the new address's domain (core/prepare/dns.py)."""
+    dkim_selector: str = ""                   # "" = try the provider's usual selectors
+    nameservers: tuple[str, ...] = ()         # "host" or "host:port"; () = the system resolver
+    timeout: float = 5.0                      # seconds per look-up
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     identity: Identity
@@ -185,24 +217,46 @@ class Config:
     migration: MigrationSettings = MigrationSettings()
     transition: TransitionSettings = TransitionSettings()
     notices: NoticeSettings = NoticeSettings()
+    dns: DnsSettings = DnsSettings()
     warnings: tuple[str, ...] = ()
+    #: the rotating log file (switchover/cli.py): ``log:`` or switchover.log beside the state
+    log: Path | None = None
 
     def account(self, side: str) -> Account:
         return self.old if side == "old" else self.new
 
 
-def find_config(explicit: str | os.PathLike[str] | None) -> Path:
+def config_places(explicit: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Where the config is looked for, in order: ``--config``, ``$SWITCHOVER_CONFIG``
+    (either one alone when given), else ./switchover.yaml, then the platform's config
+    folder (platformdirs: ~/.config/switchover on Linux, ~/Library/Application Support
+    on macOS, %LOCALAPPDATA% on Windows)."""
     if explicit:
-        return Path(explicit)
+        return [Path(explicit)]
     env = os.environ.get("SWITCHOVER_CONFIG")
     if env:
-        return Path(env)
-    return Path(DEFAULT_CONFIG)
+        return [Path(env)]
+    return [Path(DEFAULT_CONFIG), Path(platformdirs.user_config_dir("switchover")) / DEFAULT_CONFIG]
+
+
+def find_config(explicit: str | os.PathLike[str] | None) -> Path:
+    """The first of ``config_places`` that exists, else the first place (where ``init``
+    writes and where the "no config" sentence starts)."""
+    places = config_places(explicit)
+    return next((p for p in places if p.exists()), places[0])
+
+
+def default_state(old_address: str) -> Path:
+    """The state file when the config names none: one folder per address change in the
+    platform's state folder (two configs never share a state file by accident)."""
+    folder = re.sub(r"[^A-Za-z0-9._@+-]", "_", old_address.casefold())
+    return Path(platformdirs.user_state_dir("switchover")) / folder / "switchover.sqlite"
 
 
 ACCOUNT_KEYS = {"provider", "imap", "smtp", "username", "password_env", "password_command",
                 "oauth2_token_command", "password", "tls_verify", "max_connections", "sieve",
-                "daily_download_mb", "daily_upload_mb", "max_message_mb"}
+                "daily_download_mb", "daily_upload_mb", "max_message_mb",
+                "auth", "oauth2", "password_keyring"}
 ENDPOINT_KEYS = {"host", "port", "security"}
 
 
@@ -236,9 +290,11 @@ def _account(r: Reader, data: Any, side: str, warnings: list[str], file_mode: in
     smtp = _endpoint(r, d.get("smtp"), f"{side}.smtp", prov.smtp_host, smtp_default_port,
                      prov.smtp_security, False)
     username = r.text(d, side, "username")
-    sources = [k for k in ("password_env", "password_command", "oauth2_token_command", "password") if d.get(k)]
+    sources = [k for k in ("password_env", "password_command", "oauth2_token_command", "password",
+                           "password_keyring") if d.get(k)]
     if len(sources) > 1:
         raise r.fail(f"{side}.{sources[1]}", f"conflicts with {side}.{sources[0]}; keep one way to get the secret.")
+    auth, oauth2 = read_auth(r, d, side)
     password = d.get("password")
     if password is not None and not isinstance(password, str):
         password = str(password)
@@ -265,6 +321,7 @@ def _account(r: Reader, data: Any, side: str, warnings: list[str], file_mode: in
         daily_download_bytes=_cap(r, d, side, "daily_download_mb", prov.daily_download_bytes),
         daily_upload_bytes=_cap(r, d, side, "daily_upload_mb", prov.daily_upload_bytes),
         max_message_bytes=_cap(r, d, side, "max_message_mb", prov.max_message_bytes),
+        auth=auth, oauth2=oauth2, password_keyring=r.boolean(d, side, "password_keyring", False),
     )
 
 
@@ -277,7 +334,7 @@ def _cap(r: Reader, d: Keys, side: str, name: str, default: int | None) -> int |
     return int(mb * 10**6) or None
 
 
-TOP_KEYS = {"identity", "old", "new", "state", "migration", "transition", "notices"}
+TOP_KEYS = {"identity", "old", "new", "state", "log", "migration", "transition", "notices", "dns"}
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
@@ -287,7 +344,10 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         text = p.read_text(encoding="utf-8")
         mode = p.stat().st_mode
     except FileNotFoundError:
-        raise ConfigError(f"No config at {p}; run 'switchover init' to write one, "
+        places = config_places(path)
+        where = (f"at {p}" if len(places) == 1
+                 else "in " + " or ".join(str(q) for q in places))
+        raise ConfigError(f"No config found {where}; run 'switchover init' to write one, "
                           f"or pass --config PATH.") from None
     except OSError as e:
         raise ConfigError(f"Cannot read the config {p}: {e.strerror}.") from None
@@ -334,10 +394,15 @@ def parse_config(data: Any, path: Path, text: str = "", mode: int = 0o600,
     identity = replace(identity, language=_language(r, identity.language))
     old = _account(r, top.get("old"), "old", warnings, mode)
     new = _account(r, top.get("new"), "new", warnings, mode)
-    state_name = r.string(top, "", "state", "switchover.sqlite") or "switchover.sqlite"
-    state = Path(os.path.expanduser(state_name))
+    # an explicit state: is relative to the config; without one, the platform's state folder
+    state_name = r.string(top, "", "state", "") or ""
+    state = Path(os.path.expanduser(state_name)) if state_name else default_state(identity.old_address)
     if not state.is_absolute():
         state = path.resolve().parent / state
+    log_name = r.string(top, "", "log", "") or ""
+    log = Path(os.path.expanduser(log_name)) if log_name else state.with_name("switchover.log")
+    if not log.is_absolute():
+        log = path.resolve().parent / log
     m = r.mapping(top.get("migration"), "migration",
                   {"archive_prefix", "include", "exclude", "connections", "batch_messages",
                    "batch_bytes", "folder_map"}, required=False)
@@ -374,9 +439,24 @@ def parse_config(data: Any, path: Path, text: str = "", mode: int = 0o600,
     )
     _check_dates(r, transition, warnings, today or dt.date.today())
     notices = _notices(r, top.get("notices"), path, warnings)
-    return Config(path=path, identity=identity, old=old, new=new, state=state,
+    return Config(path=path, identity=identity, old=old, new=new, state=state, log=log,
                   migration=migration, transition=transition, notices=notices,
-                  warnings=tuple(warnings))
+                  dns=_dns(r, top.get("dns")), warnings=tuple(warnings))
+
+
+def _dns(r: Reader, data: Any) -> DnsSettings:
+    d = r.mapping(data, "dns", {"dkim_selector", "nameservers", "timeout"}, required=False)
+    servers = []
+    for ns in r.strings(d, "dns", "nameservers"):
+        host, _, port = ns.strip().rpartition(":") if ns.count(":") == 1 else (ns.strip(), "", "")
+        if not host or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+            raise r.fail("dns.nameservers", f"'{ns}' is not host or host:port (like 192.0.2.53:5353).")
+        servers.append(ns.strip())
+    selector = (r.string(d, "dns", "dkim_selector", "") or "").strip().rstrip(".")
+    if selector.endswith("._domainkey") or any(c.isspace() for c in selector):
+        raise r.fail("dns.dkim_selector", f"'{selector}' is not a selector; give only its name, like selector1.")
+    return DnsSettings(dkim_selector=selector, nameservers=tuple(servers),
+                       timeout=r.number(d, "dns", "timeout", 5.0, 0.1))
 
 
 NOTICE_KEYS = {"reason", "internal_domains", "vcard", "templates", "final_reminder_days",
@@ -422,9 +502,9 @@ def _notices(r: Reader, data: Any, path: Path, warnings: list[str]) -> NoticeSet
 def _language(r: Reader, value: str) -> str:
     """The reply language as a code switchover has texts for ('zh-CN', 'Chinese' → 'zh')."""
     code = normalize_language(value)
-    if code is None:
+    if code not in REMINDER_LANGUAGES:
         raise r.fail("identity.language", f"'{value}' is not a language switchover writes "
-                                          f"reminders in (use one of: {', '.join(LANGUAGES)}).")
+                                          f"reminders in (use one of: {', '.join(REMINDER_LANGUAGES)}).")
     return code
 
 

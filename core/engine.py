@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from .config import Account, Config
 from .context import Accounts, Blocking
-from .events import ConnectionState, Event, EventBus
+from .events import ConnectionState, Event, EventBus, NoticeChanged
 from .placements import Placements
 from .store import Store
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .backup.backups import Backups
     from .checklist import Checklist
     from .migrate.migration import Migration
+    from .prepare.preflight import Preflight
     from .transition.actions import Actions
     from .transition.autoreply import AutoReply
     from .transition.people import Correspondents
@@ -58,6 +59,7 @@ class Engine:
         from .backup.backups import Backups
         from .checklist import Checklist
         from .migrate.migration import Migration
+        from .prepare.preflight import Preflight
         from .transition.actions import Actions
         from .transition.arrivals import Arrivals
         from .transition.autoreply import AutoReply
@@ -68,6 +70,7 @@ class Engine:
                                               arrivals=self.arrivals)
         self.correspondents: Correspondents = Correspondents(self.store, self.bus, self.accounts, self.blocking,
                                                              self.config, self.arrivals)
+        self.bus.subscribe_async((NoticeChanged,), self.correspondents.on_notice)   # notice states, bounces
         self.migration: Migration = Migration(self.store, self.bus, self.accounts, self.blocking,
                                               self.config, self.placements)
         self.backups: Backups = Backups(self.store, self.bus, self.accounts, self.blocking, self.config,
@@ -77,6 +80,27 @@ class Engine:
         self.monitor: Monitor = Monitor(self.store, self.bus, self.accounts, self.blocking, self.config,
                                         self.arrivals, self.correspondents, self.migration.snapshot)
         self.autoreply: AutoReply = AutoReply(self.store, self.bus, self.accounts, self.blocking, self.config)
+        self.preflight: Preflight = Preflight(self.store, self.bus, self.accounts, self.blocking, self.config)
+        from .notify.notices import Notices
+        self.notices: Notices = Notices(self.store, self.bus, self.accounts, self.blocking, self.config,
+                                        self.placements, self.correspondents)
+        # a person's language is kept when the notice has texts in it (a user's own
+        # templates may add languages); else the audience says English
+        self.correspondents.template_languages = self.notices.composer.languages()
+        # phase 4 (issue 13): the check schedule, closing readiness, the final archive
+        from .wrapup.archive import Archive
+        from .wrapup.closing import Closing
+        from .wrapup.schedule import Schedule
+        self.schedule: Schedule = Schedule(self.config, self.monitor.last_checked)
+        self.closing: Closing = Closing(self.config, self.schedule, self.arrivals, self.correspondents,
+                                        self.checklist, self.backups)
+        self.archive: Archive = Archive(self.bus, self.config, self.backups, self.closing, self.arrivals,
+                                        self.correspondents, self.checklist, self.migration)
+        # phase 1 / 3 (issue 13): the change request letter, the scan for the old address
+        from .prepare.letter import Letter
+        from .prepare.scan import Scanner
+        self.letter: Letter = Letter(self.store, self.bus, self.accounts, self.blocking, self.config)
+        self.scan: Scanner = Scanner(self.store, self.bus, self.blocking, self.config)
 
     # -- life cycle ---------------------------------------------------------------------
     @classmethod
@@ -89,6 +113,7 @@ class Engine:
     async def close(self) -> None:
         """Stop every job at a safe point, let event reactions finish, close the state."""
         self.monitor.stop()
+        self.notices.cancel()
         self.migration.stop()
         self.backups.stop()
         try:

@@ -53,6 +53,16 @@ else:
         except OSError:
             pass
 
+def try_lock(fd: int) -> bool:
+    """Take the exclusive lock of an open file without waiting (True when taken); it
+    dies with the process. Portable: the demo's folder lock uses it too."""
+    return _try_lock(fd)
+
+
+def unlock(fd: int) -> None:
+    _unlock(fd)
+
+
 #: what each kind of job is called in a sentence
 VERBS = {"migrate": "migrating", "backup": "backing up", "import": "importing",
          "notify": "sending change notices", "watch": "watching"}

@@ -102,6 +102,92 @@ MIGRATIONS: list[str] = [
     CREATE INDEX placements_state ON placements (state, owner);
     ALTER TABLE arrivals ADD COLUMN identity TEXT;
     """,
+    # v4 (core/notify/ledger.py, issue 12 — the notice campaign): one row per person and
+    # campaign, written (with its Message-ID) before the SMTP transaction and settled after:
+    # queued → sending (claimed by a pid; data_at set right before the message data
+    # leaves) → sent | doubt | failed | bounced | cancelled. One notice per person per
+    # campaign: UNIQUE (campaign, address).
+    """
+    ALTER TABLE notices ADD COLUMN campaign TEXT NOT NULL DEFAULT 'notice';
+    ALTER TABLE notices ADD COLUMN name TEXT;
+    ALTER TABLE notices ADD COLUMN grp TEXT;
+    ALTER TABLE notices ADD COLUMN language TEXT;
+    ALTER TABLE notices ADD COLUMN organisation TEXT;
+    ALTER TABLE notices ADD COLUMN rank INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE notices ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE notices ADD COLUMN claimed_by INTEGER;
+    ALTER TABLE notices ADD COLUMN started REAL;
+    ALTER TABLE notices ADD COLUMN data_at REAL;
+    ALTER TABLE notices ADD COLUMN reply TEXT;
+    ALTER TABLE notices ADD COLUMN sent_copy TEXT;      -- NULL | placed | filed by the server | none | failed: …
+    ALTER TABLE notices ADD COLUMN bounce TEXT;
+    ALTER TABLE notices ADD COLUMN updated REAL;
+    CREATE UNIQUE INDEX notices_key ON notices (campaign, address);
+    CREATE INDEX notices_state ON notices (campaign, state);
+    CREATE INDEX notices_mid ON notices (message_id);
+    """,
+    # (issue 12, people: core/transition/people.py owns correspondents and people_groups,
+    # core/transition/history.py history_marks) who a person is (group guessed with its
+    # evidence, organisation, the key of one person's several addresses), the language of
+    # their own words (votes per language), what the user chose (overrides every guess;
+    # a rescan never touches it), the notice's state and bounces. The scan marks move to
+    # their own table and the history is read again once, with bodies: the counts restart.
+    """
+    ALTER TABLE correspondents ADD COLUMN org TEXT;
+    ALTER TABLE correspondents ADD COLUMN alias_key TEXT;
+    ALTER TABLE correspondents ADD COLUMN group_guess TEXT;
+    ALTER TABLE correspondents ADD COLUMN evidence TEXT;
+    ALTER TABLE correspondents ADD COLUMN folders TEXT;       -- JSON {folder: messages from them}
+    ALTER TABLE correspondents ADD COLUMN lang_votes TEXT;    -- JSON {code: messages; ">code": ours to them}
+    ALTER TABLE correspondents ADD COLUMN auto_from INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE correspondents ADD COLUMN list_from INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE correspondents ADD COLUMN bounce_from INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE correspondents ADD COLUMN sent_as INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE correspondents ADD COLUMN choice_group TEXT;
+    ALTER TABLE correspondents ADD COLUMN choice_language TEXT;
+    ALTER TABLE correspondents ADD COLUMN choice_notify INTEGER;
+    ALTER TABLE correspondents ADD COLUMN choice_name TEXT;
+    ALTER TABLE correspondents ADD COLUMN notice_state TEXT;  -- last NoticeChanged state (notice / internal)
+    ALTER TABLE correspondents ADD COLUMN notice_campaign TEXT;
+    ALTER TABLE correspondents ADD COLUMN notice_at REAL;
+    ALTER TABLE correspondents ADD COLUMN final_sent REAL;
+    ALTER TABLE correspondents ADD COLUMN bounced REAL;
+    ALTER TABLE correspondents ADD COLUMN bounce_reason TEXT;
+    CREATE TABLE people_groups (name TEXT PRIMARY KEY, notify INTEGER NOT NULL);
+    CREATE TABLE history_marks (
+        folder TEXT PRIMARY KEY, uidvalidity INTEGER NOT NULL, last_uid INTEGER NOT NULL);
+    UPDATE correspondents SET messages_from = 0, messages_to = 0, first_seen = NULL, last_seen = NULL;
+    """,
+    # (issue 13, preflight: core/prepare/roundtrip.py) every test message of the round
+    # trip, written before it is sent and settled after: sending → sent | doubt | failed,
+    # then arrived | missing (seconds it took) and deleted; a row left in 'sending' by a
+    # dead process is doubt, never sent again.
+    """
+    CREATE TABLE preflight_sends (
+        id INTEGER PRIMARY KEY, run TEXT NOT NULL, leg TEXT NOT NULL, from_side TEXT NOT NULL,
+        to_side TEXT NOT NULL, to_address TEXT NOT NULL, message_id TEXT NOT NULL,
+        state TEXT NOT NULL,                      -- sending | sent | doubt | failed | arrived | missing
+        pid INTEGER, started REAL NOT NULL, sent REAL, arrived REAL, seconds REAL,
+        deleted INTEGER NOT NULL DEFAULT 0, outcome TEXT,
+        UNIQUE (run, leg));
+    """,
+    # (issue 13, everywhere else: core/prepare/scanledger.py) each `switchover scan` and
+    # every place the old address was found in a file or web page: open → fixed when a
+    # later scan of the same source no longer finds it; 'unread' rows are files or pages
+    # that could not be searched (reason in snippet) until a scan reads them (resolved).
+    """
+    CREATE TABLE scans (
+        id INTEGER PRIMARY KEY, started REAL NOT NULL, finished REAL,
+        targets TEXT NOT NULL,                    -- JSON {"paths": [...], "urls": [...]}
+        addresses TEXT NOT NULL,                  -- JSON list of the addresses searched for
+        summary TEXT);                            -- JSON counts
+    CREATE TABLE scan_places (
+        id INTEGER PRIMARY KEY, source TEXT NOT NULL, kind TEXT NOT NULL,   -- file | url
+        location TEXT NOT NULL, address TEXT NOT NULL, form TEXT NOT NULL, snippet TEXT NOT NULL,
+        state TEXT NOT NULL,                      -- open | fixed | unread | resolved
+        first_scan INTEGER NOT NULL, last_scan INTEGER NOT NULL, fixed_scan INTEGER);
+    CREATE INDEX scan_places_state ON scan_places (state, source);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

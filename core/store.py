@@ -150,6 +150,8 @@ class Store:
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = db
         self.path = path
+        #: shielded reads whose caller was cancelled: close() lets them end first
+        self._reads: set[asyncio.Future[Any]] = set()
         self._write = _TaskLock()
         self._data_version: int | None = None
 
@@ -264,6 +266,8 @@ class Store:
                 await asyncio.sleep(0.2 * (attempt + 1))
 
     async def close(self) -> None:
+        if self._reads:   # a read still running for a cancelled caller ends before the close
+            await asyncio.gather(*self._reads, return_exceptions=True)
         await self._db.close()
 
     async def __aenter__(self) -> "Store":
@@ -303,7 +307,15 @@ class Store:
         transaction it runs directly (a second task would wait for the lock it holds)."""
         if self._write.held():
             return await self._read_now(sql, params, one)
-        return await asyncio.shield(self._read_locked(sql, params, one))
+        read = asyncio.ensure_future(self._read_locked(sql, params, one))
+        self._reads.add(read)
+        read.add_done_callback(self._read_done)
+        return await asyncio.shield(read)
+
+    def _read_done(self, read: "asyncio.Future[Any]") -> None:
+        self._reads.discard(read)
+        if not read.cancelled():
+            read.exception()   # retrieved: a caller that was cancelled no longer asks
 
     async def _read_locked(self, sql: str, params: Sequence[Any], one: bool) -> Any:
         async with self._write.hold():

@@ -1,6 +1,7 @@
 """The `switchover` command: the dashboard by default, and one sub-command per engine job.
 
-Every command takes ``--config PATH`` (default ``$SWITCHOVER_CONFIG`` or ./switchover.yaml).
+Every command takes ``--config PATH`` (default ``$SWITCHOVER_CONFIG``, ./switchover.yaml, then
+the platform's config folder: core/config.py ``config_places``).
 Errors end with one sentence and an exit code, never a traceback:
 0 ok · 1 some messages refused / not everything verified / a check could not run ·
 2 bad config or state file · 3 login or connection failed · 4 another switchover runs the
@@ -12,9 +13,12 @@ Ctrl-C and SIGTERM are handled alike: the first asks the running job to stop at 
 point (migrate, backup and import keep what they recorded; ``watch`` stops its watchers
 and exits 0, as a systemd unit expects), a second one stops at once.
 
-This module owns the arguments, the signals, opening the engine and turning errors into
-exit codes; the commands themselves are in switchover/commands.py, what they write in
-switchover/output.py.
+This module owns the signals, opening the engine, the log file's wiring (each command's
+start, end and exit code, every error sentence and the engine's LogLine events go to
+switchover/logfile.py's rotating file) and turning errors into exit codes. The built-in
+commands' arguments and help are in switchover/parser.py, the engine commands in
+switchover/commands.py, what they write in switchover/output.py; completion.py and
+service.py hold ``completion`` and ``service``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import importlib.util
 import logging
+import shlex
 import signal
 import sqlite3
 import sys
@@ -30,95 +36,39 @@ import traceback
 from pathlib import Path
 from typing import Awaitable, Callable
 
-from switchover.core.config import Config, find_config, load_config
+from switchover.core.config import Config, config_places, find_config, load_config
 from switchover.core.engine import Engine
 from switchover.core.errors import SwitchoverError
+from switchover.core.events import Event, LogLine
 from switchover.core.store import state_problem
+from switchover.core.version import version
 
-from . import cmd_auth, cmd_notify, cmd_people, cmd_prepare, cmd_wrapup, output
+from . import cmd_auth, cmd_everywhere, cmd_notify, cmd_people, cmd_prepare, cmd_wrapup, logfile, output
 from .commands import COMMANDS, SIDES
 from .output import PIPE_EXIT, PipeClosed, err, warn
+from .parser import build_parser
 
-log = logging.getLogger("switchover")
+log = logging.getLogger("switchover.cli")
 
 #: modules adding commands of one area each: ``add_commands(cmd)`` declares the parsers
 #: (``cmd(name, help)`` returns the sub-parser), ``COMMANDS`` maps each name to its
 #: ``async def (engine, args) -> exit code``, ``SIDES`` the mailboxes it needs passwords for
-AREAS = (cmd_prepare, cmd_people, cmd_notify, cmd_wrapup, cmd_auth)
+AREAS = (cmd_prepare, cmd_everywhere, cmd_people, cmd_notify, cmd_wrapup, cmd_auth)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="switchover",
-        description="Carry a business email address change from the first request to the day "
-                    "the old mailbox is closed. Without a command, opens the dashboard.")
-    p.add_argument("--config", metavar="PATH",
-                   help="config file (default: $SWITCHOVER_CONFIG or ./switchover.yaml)")
-    p.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-
-    def cmd(name: str, help: str) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help, description=help)
-        sp.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-        return sp
-
-    cmd("dashboard", "open the dashboard (the default)")
-    sp = cmd("init", "ask a few questions and write a commented switchover.yaml")
-    sp.add_argument("--force", action="store_true", help="overwrite an existing config")
-    cmd("check", "log in to both mailboxes and record the result on the checklist")
-    sp = cmd("migrate", "copy every planned folder from the old mailbox to the new one")
-    sp.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
-    sp.add_argument("--folder", action="append", metavar="NAME", help="only this source folder (repeatable)")
-    sp = cmd("verify", "compare source and destination folder by folder")
-    sp.add_argument("--report", metavar="PATH",
-                    help="where to write the report (default: verify-DATE.txt next to the state file)")
-    sp = cmd("backup", "back up every folder of the old mailbox to local files")
-    sp.add_argument("dir", metavar="DIR")
-    sp.add_argument("--verify", action="store_true", help="check an existing backup instead of writing one")
-    sp.add_argument("--format", choices=["mbox", "eml", "both"], default="both")
-    sp = cmd("import", "upload a .mbox file or a folder of .eml files into the new mailbox")
-    sp.add_argument("path", metavar="PATH")
-    sp.add_argument("--to", required=True, metavar="FOLDER", help="destination folder in the new mailbox")
-    sp = cmd("watch", "watch the old inbox (headless), printing one line per arrival and action")
-    sp.add_argument("--once", action="store_true", help="catch up once and exit")
-    for name, text in (("forward", "forward an arrival to the new address"),
-                       ("remind", "send the sender of an arrival a reminder of the new address"),
-                       ("handled", "mark an arrival handled")):
-        sp = cmd(name, text)
-        sp.add_argument("id", type=int, metavar="ID", help="arrival id (as shown by 'watch' or 'arrivals')")
-        if name == "remind":
-            sp.add_argument("--yes", action="store_true",
-                            help="send even to a list or automated sender (asked otherwise)")
-    sp = cmd("settle", "decide a send in doubt (the server never confirmed it): it arrived, or send it again")
-    sp.add_argument("action_id", type=int, metavar="ACTION", help="action id (as shown by 'arrivals' or 'watch')")
-    how = sp.add_mutually_exclusive_group(required=True)
-    how.add_argument("--delivered", action="store_true", help="it arrived: mark it done")
-    how.add_argument("--resend", action="store_true", help="it did not arrive: send it again now")
-    sp = cmd("arrivals", "list recent arrivals in the old mailbox")
-    sp.add_argument("--limit", type=int, default=30)
-    sp = cmd("autoreply", "install, remove or show the server-side auto-reply (ManageSieve)")
-    sp.add_argument("action", choices=["on", "off", "status"])
-    sp.add_argument("--days", type=int, default=7, help="answer the same sender at most once per N days")
-    sp = cmd("checklist", "show the phase checklist, or tick / untick / note an item")
-    sp.add_argument("action", nargs="?", choices=["show", "tick", "untick", "skip", "note"], default="show")
-    sp.add_argument("key", nargs="?")
-    sp.add_argument("text", nargs="?")
-    sp = cmd("demo", "start the built-in demo (local servers, generated mailbox) and open the dashboard")
-    sp.add_argument("--reset", action="store_true", help="start the demo over")
-    sp.add_argument("--headless", action="store_true", help="no dashboard: watch for --seconds and print arrivals")
-    sp.add_argument("--seconds", type=float, default=20.0)
-    sp.add_argument("--dir", metavar="DIR", help="demo state directory")
-    for area in AREAS:      # the commands of each later phase live beside their code
-        area.add_commands(cmd)
-    return p
+    """The built-in commands (switchover/parser.py) and each area's."""
+    return build_parser(AREAS)
 
 
 # -- running a command ---------------------------------------------------------------
 
 def _config(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config)
+    _start_log(args, cfg)
     for w in cfg.warnings:
         warn(w)
+        log.warning("%s", w)
     return cfg
 
 
@@ -133,7 +83,9 @@ def _ask_secrets(engine: Engine, sides: tuple[str, ...] = ("old", "new")) -> Non
         if not sys.stdin.isatty():
             raise SwitchoverError(problem, exit_code=2)
         warn(problem)
-        engine.set_secret(side, getpass.getpass(f"Password for {acct.username} ({side} mailbox): "))
+        secret = getpass.getpass(f"Password for {acct.username} ({side} mailbox): ")
+        logfile.masking.add(secret)              # typed secrets never reach the log either
+        engine.set_secret(side, secret)
 
 
 INTERRUPTED = "interrupted; progress is saved, run the same command again to resume."
@@ -213,6 +165,7 @@ async def _with_engine(args: argparse.Namespace, fn: Callable[[Engine, argparse.
     cfg = _config(args)
     engine = await Engine.open(cfg)
     signals: Signals = args.signals
+    unsubscribe = engine.subscribe(_log_event)     # the engine's LogLine events, to the log file
     try:
         _ask_secrets(engine, sides)    # before the handlers: Ctrl-C must end a password prompt
         signals.install()
@@ -221,18 +174,74 @@ async def _with_engine(args: argparse.Namespace, fn: Callable[[Engine, argparse.
         # the state file went read-only, full or bad under a running command
         raise SwitchoverError(state_problem(cfg.state, e), exit_code=2) from None
     finally:
+        unsubscribe()
         try:
             await engine.close()
         finally:
             signals.remove()
 
 
+# -- the log file ----------------------------------------------------------------------
+
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def _log_event(ev: Event) -> None:
+    if isinstance(ev, LogLine):
+        logging.getLogger("switchover.engine").log(LEVELS.get(ev.level, logging.INFO), "%s", ev.text)
+
+
+def _start_log(args: argparse.Namespace, cfg: Config) -> None:
+    """Open the log file of this config (once per command) and say what runs."""
+    if getattr(args, "log_open", False):
+        return
+    logfile.masking.add_config(cfg)
+    if logfile.open_log(logfile.log_path(cfg, args.log_file), debug=args.debug) is not None:
+        args.log_open = True
+        log.info("start: switchover %s (config %s, version %s)",
+                 " ".join(shlex.quote(a) for a in args.argv), cfg.path.absolute(), version())
+
+
+def _log_quietly(args: argparse.Namespace) -> None:
+    """The dashboard loads its config itself; open its log when the config reads."""
+    try:
+        _start_log(args, load_config(args.config))
+    except SwitchoverError:
+        pass
+
+
+def _stderr_logging(debug: bool) -> None:
+    """Warnings (everything with --debug) on stderr; the log file takes INFO and up."""
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.DEBUG if debug else logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(logfile.masking)
+    # the CLI's own records and the engine's LogLines are on the screen already
+    handler.addFilter(lambda r: not r.name.startswith(("switchover.cli", "switchover.engine")))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+def _fail(text: str) -> None:
+    """An error sentence: on stderr and in the log."""
+    err(f"switchover: {text}")
+    log.error("%s", text)
+
+
+# -- commands without the engine --------------------------------------------------------
+
 def cmd_init(args: argparse.Namespace) -> int:
     from .init import run_init
-    return run_init(find_config(args.config), force=args.force)
+    # init writes where it is told, else ./switchover.yaml (the folder the user is in)
+    return run_init(config_places(args.config)[0], force=args.force)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    missing = [m for m in ("pymap", "aiosmtpd") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise SwitchoverError(f"The demo needs its mail servers ({', '.join(missing)}): "
+                              f"pip install 'switchover[demo]'.", exit_code=2)
     from .demo import DEFAULT_DIR, run_headless, start_demo
     state_dir = Path(args.dir).expanduser() if args.dir else DEFAULT_DIR
     print(f"starting the demo in {state_dir} …", file=sys.stderr, flush=True)
@@ -245,25 +254,52 @@ def cmd_demo(args: argparse.Namespace) -> int:
         handle.stop()
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    from .completion import script
+    output.say(script(_parser(), args.shell).rstrip("\n"))
+    return 0
+
+
+def cmd_service(args: argparse.Namespace) -> int:
+    from .service import run_service
+    return run_service(args.action, find_config(args.config), now=args.now)
+
+
 def _dashboard(config_path: Path) -> int:
     from switchover.tui.app import run_dashboard
     return run_dashboard(config_path) or 0
 
 
+TOOLS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "init": cmd_init, "demo": cmd_demo, "completion": cmd_completion, "service": cmd_service}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    args.argv = argv
+    _stderr_logging(args.debug)
+    code = 70
+    try:
+        code = _run(args)
+        return code
+    finally:
+        if getattr(args, "log_open", False):
+            log.log(logging.INFO if code == 0 else logging.WARNING,
+                    "end: switchover %s, exit code %d", args.command or "dashboard", code)
+        logfile.close_log()
+
+
+def _run(args: argparse.Namespace) -> int:
     command = args.command or "dashboard"
     args.signals = signals = Signals()
     output.on_pipe_closed(signals.on_pipe_closed)
     try:
         if command == "dashboard":
+            _log_quietly(args)
             return _dashboard(find_config(args.config))
-        if command == "init":
-            return cmd_init(args)
-        if command == "demo":
-            return cmd_demo(args)
+        if command in TOOLS:
+            return TOOLS[command](args)
         commands, sides = dict(COMMANDS), dict(SIDES)
         for area in AREAS:
             commands.update(area.COMMANDS)
@@ -276,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         if signals.pipe_closed:
             return PIPE_EXIT
         if signals.signum is not None and command != "watch":
-            err(f"switchover: {INTERRUPTED}")
+            _fail(INTERRUPTED)
             return signals.exit_code
         return code
     except (PipeClosed, BrokenPipeError) as e:
@@ -288,9 +324,9 @@ def main(argv: list[str] | None = None) -> int:
         if signals.pipe_closed:
             return PIPE_EXIT
         if signals.signum is not None and command != "watch":
-            err(f"switchover: {INTERRUPTED}")
+            _fail(INTERRUPTED)
             return signals.exit_code
-        err(f"switchover: {e.message}")
+        _fail(e.message)
         return e.exit_code
     except (KeyboardInterrupt, asyncio.CancelledError):
         # KeyboardInterrupt: Ctrl-C before the handlers were in place; CancelledError:
@@ -299,15 +335,17 @@ def main(argv: list[str] | None = None) -> int:
             return PIPE_EXIT
         if command == "watch" and signals.signum is not None:
             err("switchover: watch stopped.")
+            log.info("watch stopped by a signal")
             return 0
-        err(f"switchover: {INTERRUPTED}")
+        _fail(INTERRUPTED)
         return signals.exit_code
     except Exception as e:  # a bug: still one sentence unless --debug
         if signals.signum is not None and command != "watch":
-            err(f"switchover: {INTERRUPTED}")
+            _fail(INTERRUPTED)
             return signals.exit_code
         if args.debug:
             traceback.print_exc()
+        log.error("unexpected error", exc_info=True)
         err(f"switchover: unexpected error ({e.__class__.__name__}: {e}); "
             f"run again with --debug for details.")
         return 70

@@ -27,7 +27,8 @@ from switchover.core.transition.actions import NeedsConfirmation
 from switchover.core.transition.arrivals import Arrival
 from switchover.core.transition.ledger import ActionRow
 
-from .output import err, say
+from .documents import arrivals_doc, checklist_doc, verify_doc
+from .output import err, say, say_json
 from .progress import Progress, display_width, pad
 
 if TYPE_CHECKING:
@@ -38,17 +39,6 @@ T = TypeVar("T")
 #: how long forward / remind may take before the command gives up waiting (it stays recorded)
 ACTION_TIMEOUT = 120.0
 VERBS = {"forward": "forwarded", "remind": "reminded", "handled": "marked handled"}
-
-
-async def cmd_check(engine: "Engine", args: argparse.Namespace) -> int:
-    results = await engine.checklist.check_logins()
-    ok = True
-    for side, text in results.items():
-        item = await engine.checklist.item(f"login_{side}")
-        good = item.state == "done"
-        ok &= good
-        say(f"{side:>4}: {'ok' if good else 'FAILED'} — {text}")
-    return 0 if ok else 3
 
 
 async def _with_progress(engine: "Engine", job: Callable[[], Awaitable[T]]) -> T:
@@ -114,6 +104,9 @@ async def cmd_verify(engine: "Engine", args: argparse.Namespace) -> int:
     path = Path(args.report).expanduser() if args.report else engine.config.state.with_name(
         f"verify-{dt.datetime.now():%Y%m%d-%H%M%S}.txt")
     _write_private(path, report.text())
+    if args.json:
+        say_json(verify_doc(report, path))
+        return 0 if report.ok else 1
     for line in report.lines():
         say(line)
     say(f"report: {path}")
@@ -265,6 +258,9 @@ async def cmd_settle(engine: "Engine", args: argparse.Namespace) -> int:
 
 async def cmd_arrivals(engine: "Engine", args: argparse.Namespace) -> int:
     arrivals = await engine.monitor.arrivals(limit=args.limit)
+    if args.json:
+        say_json(arrivals_doc(arrivals))
+        return 0
     if not arrivals:
         say("No arrivals yet; 'switchover watch' (or the dashboard) records them.")
     for a in arrivals:
@@ -306,6 +302,9 @@ async def cmd_checklist(engine: "Engine", args: argparse.Namespace) -> int:
     await cl.refresh_evidence()
     progress = await cl.progress()
     items = await cl.items()
+    if args.json:
+        say_json(checklist_doc(progress, items))
+        return 0
     for phase, title in PHASES.items():
         done, total = progress[phase]
         say(f"Phase {phase}: {title}  [{done}/{total}]")
@@ -318,7 +317,7 @@ async def cmd_checklist(engine: "Engine", args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[["Engine", argparse.Namespace], Awaitable[int]]] = {
-    "check": cmd_check, "migrate": cmd_migrate, "verify": cmd_verify, "backup": cmd_backup,
+    "migrate": cmd_migrate, "verify": cmd_verify, "backup": cmd_backup,
     "import": cmd_import, "watch": cmd_watch, "arrivals": cmd_arrivals, "autoreply": cmd_autoreply,
     "checklist": cmd_checklist, "forward": cmd_action, "remind": cmd_action, "handled": cmd_action,
     "settle": cmd_settle,

@@ -9,6 +9,7 @@ point).
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import Callable
@@ -64,3 +65,33 @@ def err(text: str) -> None:
 
 def warn(text: str) -> None:
     err(f"warning: {text}")
+
+
+def epilog(example: str | list[str], codes: dict[int, str]) -> str:
+    """The end of a command's ``--help``: an example (or several) and its exit codes.
+
+    Use with ``formatter_class=argparse.RawDescriptionHelpFormatter`` so the lines stay
+    as written::
+
+        sp = cmd("scan", "find the old address in files")
+        sp.epilog = epilog("switchover scan ~/Documents", {0: "nothing found", 1: "found"})
+        sp.formatter_class = argparse.RawDescriptionHelpFormatter
+
+    (``cmd`` in switchover/cli.py sets the formatter already.) Codes 2 (bad input or
+    config) and 130 (interrupted) are added when not given.
+    """
+    examples = [example] if isinstance(example, str) else list(example)
+    codes = {**codes}
+    codes.setdefault(2, "bad input or config")
+    codes.setdefault(130, "interrupted (Ctrl-C)")
+    lines = ["Example:" if len(examples) == 1 else "Examples:"]
+    lines += [f"  {e}" for e in examples]
+    lines += ["", "Exit codes:"]
+    lines += [f"  {code:<3}  {text}" for code, text in sorted(codes.items())]
+    return "\n".join(lines)
+
+
+def say_json(document: object) -> None:
+    """``--json``: one JSON document on stdout (UTF-8 text as is, keys as given: the
+    keys are the scripts' contract, so add keys, never rename them)."""
+    say(json.dumps(document, ensure_ascii=False, indent=2, default=str))

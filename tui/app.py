@@ -85,12 +85,15 @@ class SwitchoverApp(Logins, App[None]):
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),
         Binding("f1,question_mark", "help", "Help", id="app.help"),
-        # shown only while a mailbox refuses its password or has none
-        Binding("P", "password", "Password", id="app.password"),
+        # shown only while a mailbox refuses its login or has no secret: the password prompt,
+        # or the Sign in dialog of an OAuth2 mailbox (tui/logins.py)
+        Binding("P", "password", "Sign in again", id="app.password"),
         Binding("1", "show_tab('checklist')", "Show checklist", show=False, id="app.tab1"),
         Binding("2", "show_tab('migration')", "Show migration", show=False, id="app.tab2"),
         Binding("3", "show_tab('feed')", "Show feed", show=False, id="app.tab3"),
         Binding("4", "show_tab('people')", "Show people", show=False, id="app.tab4"),
+        # the change-notice campaign (tui/notices.py)
+        Binding("C", "campaign", "Campaign", show=False, id="app.campaign"),
     ]
 
     def __init__(self, engine: "Engine | None" = None, config: "Config | str | Path | None" = None, *,
@@ -358,6 +361,13 @@ class SwitchoverApp(Logins, App[None]):
 
     def action_help(self) -> None:
         self.push_screen(help_for(self, self.screen, self.active_pane))
+
+    def action_campaign(self) -> None:
+        """The change-notice campaign screen (tui/notices.py)."""
+        if self.engine is None:
+            return
+        from .notices import NoticesScreen
+        self.push_screen(NoticesScreen(self.engine))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

@@ -50,6 +50,14 @@ class ChecklistPane(Pane):
         Binding("d", "due", "Due date", id="checklist.due"),
         Binding("x", "skip", "Skip", id="checklist.skip"),
         Binding("e", "evidence", "Re-check", id="checklist.evidence"),
+        Binding("p", "preflight", "Preflight", show=False, id="checklist.preflight"),   # tui/preflight.py
+        # phase 4: the closing verdict (tui/closing.py); named in those items' detail
+        Binding("c", "closing", "Closing readiness", show=False, id="checklist.closing"),
+        # issue 13: the request letter (tui/letter.py), the scan results (tui/scan.py)
+        Binding("l", "letter", "Request letter", show=False, id="checklist.letter"),
+        Binding("s", "scan", "Scan results", show=False, id="checklist.scan"),
+        # issue 14: sign an OAuth2 mailbox in again from its login item (tui/signin.py)
+        Binding("i", "signin", "Sign in", show=False, id="checklist.signin"),
     ]
 
     def __init__(self, **kwargs: Any) -> None:
@@ -217,6 +225,19 @@ class ChecklistPane(Pane):
             text.append(item.note + "\n")
         if item.advice:
             text.append("\n" + item.advice)
+        if item.key == "request":
+            text.append("\nl shows the letter from the measured mailbox (中文 / English) and writes it.",
+                        style="italic")
+        if item.key in ("website", "documents"):
+            text.append("\ns shows the places that still show the old address, and scans again.",
+                        style="italic")
+        if item.phase == 4:
+            text.append("\nc shows the closing readiness: the verdict, its reasons, the earliest date.",
+                        style="italic")
+        side = self._signin_side(item.key)
+        if side:
+            text.append(f"\ni signs in to the {side} mailbox again (OAuth2: the provider's page, "
+                        f"then a login proves it).", style="italic")
         detail.update(text)
 
     # -- events -------------------------------------------------------------------------
@@ -304,6 +325,40 @@ class ChecklistPane(Pane):
 
         self.app.push_screen(TextPrompt(f"Due date for: {clip(item.title, 44)}", current,
                                         placeholder="YYYY-MM-DD, empty to clear"), done)
+
+    def action_closing(self) -> None:
+        """Is it safe to close the old mailbox? (core/wrapup/closing.py)"""
+        from .closing import ClosingScreen
+        self.app.push_screen(ClosingScreen(self.engine, self.sapp.clock))
+
+    def action_letter(self) -> None:
+        """The change request letter (core/prepare/letter.py)."""
+        from .letter import LetterScreen
+        self.app.push_screen(LetterScreen(self.engine))
+
+    def action_scan(self) -> None:
+        """Where the old address is still found (core/prepare/scan.py)."""
+        from .scan import ScanScreen
+        self.app.push_screen(ScanScreen(self.engine))
+
+    def _signin_side(self, key: str | None) -> str | None:
+        """The side of a login item whose mailbox signs in with OAuth2, else None."""
+        side = {"login_old": "old", "login_new": "new"}.get(key or "")
+        return side if side and self.engine.config.account(side).signs_in else None
+
+    def action_signin(self) -> None:
+        """Sign an OAuth2 mailbox in again (the app's Sign in dialog, then it reconnects)."""
+        side = self._signin_side(self._selected_key())
+        if side is None:
+            self.say("i signs in from a mailbox login item whose account uses OAuth2 "
+                     "(Microsoft 365, Google Workspace).")
+            return
+        self.sapp.action_signin(side)
+
+    def action_preflight(self) -> None:
+        """Run the preflight (logins, fit, round trip, DNS, the address) and show its report."""
+        from .preflight import PreflightScreen
+        self.app.push_screen(PreflightScreen(self.engine))
 
     def action_evidence(self) -> None:
         """Re-check what the engine can prove (logins included) and say what was found."""

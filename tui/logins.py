@@ -5,6 +5,8 @@ names the reason (an unset ``password_env`` variable, a missing command). When a
 mailbox refuses the login — a mistyped password — the app says so once and offers ``P``
 (and the palette's "Enter the old/new password"): the prompt again, then the watch
 reconnects at once with the new secret. Secrets stay in memory (``engine.set_secret``).
+An ``auth: oauth2`` account has no password: a missing or refused sign-in opens the Sign
+in dialog instead (tui/signin.py; the same ``P``, and the palette's "Sign in to …").
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING
 
+from switchover.core.auth.oauth2 import has_sign_in
 from switchover.core.events import ConnectionState
 
 from .prompts import SecretPrompt
+from .signin import SignInScreen
 
 if TYPE_CHECKING:
     from switchover.core.engine import Engine
@@ -35,6 +39,9 @@ class Logins:
         assert self.engine is not None
         complete = True
         for side in ("old", "new"):
+            if self._signs_in(side) and not has_sign_in(self.engine.config.account(side)):
+                await self.push_screen_wait(SignInScreen(self.engine.config.account(side)))
+                continue        # signed in or not, the watch says what the server thinks
             if not self.engine.needs_secret(side):
                 continue
             if not await self._ask_secret(side):
@@ -45,6 +52,10 @@ class Logins:
                                      else f"{side}: no password — P enters it")
                 self.refresh_bindings()
         return complete
+
+    def _signs_in(self, side: str) -> bool:
+        assert self.engine is not None
+        return self.engine.config.account(side).signs_in
 
     def secret_problem(self, side: str) -> str:
         """Why the config gives no secret for ``side`` (names an unset variable or a
@@ -79,8 +90,17 @@ class Logins:
             side = troubled[0] if troubled else "old"
         self.run_worker(partial(self._reenter_password, side), group="password", exclusive=True)
 
+    def action_signin(self, side: str) -> None:
+        """Sign an oauth2 account in again (the dialog of tui/signin.py), then reconnect."""
+        if self.engine is not None:
+            self.run_worker(partial(self._reenter_password, side), group="password", exclusive=True)
+
     async def _reenter_password(self, side: str) -> None:
-        if not await self._ask_secret(side):
+        assert self.engine is not None
+        if self._signs_in(side):
+            if not await self.push_screen_wait(SignInScreen(self.engine.config.account(side))):
+                return
+        elif not await self._ask_secret(side):
             return
         self._told_auth.discard(side)
         self.status.set_connection(side, "connecting")
@@ -102,7 +122,8 @@ class Logins:
         if event.state == "auth failed" and event.side not in self._told_auth:
             self._told_auth.add(event.side)  # once per refusal, not on every retry
             why = f" ({event.detail})" if event.detail else ""
-            self.notify(f"The {event.side} mailbox refused the login{why}. P types the "
-                        f"password again.", title="Login", severity="error", timeout=20)
+            again = "signs in again" if self._signs_in(event.side) else "types the password again"
+            self.notify(f"The {event.side} mailbox refused the login{why}. P {again}.",
+                        title="Login", severity="error", timeout=20)
         elif event.state in ("connected", "idle"):
             self._told_auth.discard(event.side)

@@ -1,7 +1,13 @@
-"""The people pane: correspondents the engine knows (who wrote, who was written to, who
-was notified, who has switched to the new address) and the old mailbox's auto-reply.
+"""The people pane: correspondents the engine knows, by group (customer, supplier,
+logistics, internal, business; automated, newsletter, bounce, cold, own), one person's
+addresses together, their language, notify yes / no and the notice's state (not notified
+/ queued / sent / bounced / switched), the switched trend, and the old mailbox's
+auto-reply.
 
-Read page by page from SQLite; ``/`` filters, ``m`` loads more.
+Read page by page from SQLite; ``n`` notify yes / no for the person, ``N`` for the
+person's whole group, ``t`` / ``l`` pick their group / language, ``f`` shows one group,
+``/`` filters by text, ``m`` loads more. A choice overrides switchover's guess; the
+engine keeps it through every rescan.
 """
 
 from __future__ import annotations
@@ -11,10 +17,16 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Static
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Label, OptionList, Static
+from textual.widgets.option_list import Option
 
 from switchover.core.errors import sentence
-from switchover.core.events import ActionChanged, ArrivalSeen, Event
+from switchover.core.events import ActionChanged, ArrivalSeen, Event, NoticeChanged
+from switchover.core.mail.language import LANGUAGES
+from switchover.core.people.audience import GROUPS
+from switchover.core.people.choices import Choice
 from switchover.core.transition.people import Correspondent
 
 from .base import Pane, cell, plain_style, table_keys
@@ -25,17 +37,69 @@ PAGE = 100
 MAX_ROWS = 2000
 
 
+SPARK = "▁▂▃▄▅▆▇█"
+STATE_STYLE = {"switched": "green", "bounced": "red", "sent": "", "queued": "yellow", "not notified": "dim"}
+
+
 def marks(c: Correspondent) -> str:
-    words = []
-    if c.customer:
-        words.append("customer")
-    if c.automated:
-        words.append("automated")
-    if c.switched:
-        words.append("switched")
-    elif c.notified:
-        words.append("notified")
-    return ", ".join(words)
+    """The status cell: the notice's state, and a bounce's reason when it bounced."""
+    if c.state == "bounced" and c.bounce_reason:
+        return f"bounced: {c.bounce_reason}"
+    return c.state
+
+
+def sparkline(values: list[int]) -> str:
+    """A row of block characters for a cumulative count (empty when nothing moved)."""
+    if not values or max(values) == 0:
+        return ""
+    low, high = min(values), max(values)
+    span = max(1, high - low)
+    return "".join(SPARK[round((v - low) / span * (len(SPARK) - 1))] for v in values)
+
+
+def switched_line(stats: dict[str, Any]) -> str:
+    """"switched: 41 of 230 (18%) · +6 this week ▁▂▃▅▇" from the engine's stats."""
+    total, switched = int(stats.get("total") or 0), int(stats.get("switched") or 0)
+    if not total:
+        return ""
+    line = f"switched: {switched} of {total} ({switched * 100 // total}%)"
+    if stats.get("switched_week"):
+        line += f" · +{stats['switched_week']} this week"
+    spark = sparkline(list(stats.get("trend") or []))
+    return f"{line} {spark}" if spark else line
+
+
+class Picker(ModalScreen[str | None]):
+    """Pick one of a few values (a group, a language, a filter); escape: none."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="picker.cancel")]
+    DEFAULT_CSS = """
+    Picker { align: center middle; }
+    Picker OptionList { height: auto; max-height: 16; }
+    """
+
+    def __init__(self, title: str, options: list[tuple[str, str]], current: str = "") -> None:
+        super().__init__()
+        self.title_text, self.options, self.current = title, options, current
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title", markup=False)
+            yield OptionList(*[Option(label, id=value or "-") for value, label in self.options], id="picker")
+            yield Static("enter choose · escape cancel", classes="dialog-keys")
+
+    def on_mount(self) -> None:
+        picker = self.query_one(OptionList)
+        ids = [v for v, _ in self.options]
+        picker.highlighted = ids.index(self.current) if self.current in ids else 0
+        picker.focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.dismiss("" if event.option.id == "-" else event.option.id)   # "": back to the guess / all
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
 
 
 class PeopleTable(DataTable):
@@ -43,10 +107,20 @@ class PeopleTable(DataTable):
 
 
 class PeoplePane(Pane):
+    DEFAULT_CSS = """
+    #people-trend { padding: 0 1; }
+    """
     HELP_TITLE = "People — correspondents of the old address"
-    HELP_ABOUT = ("Who wrote to or was written from the old address, who has been told of "
-                  "the new one, and who already writes to it (switched).")
+    HELP_ABOUT = ("Who wrote to or was written from the old address, by group, with their "
+                  "language; who will be told of the new address (notify), who has been, and "
+                  "who already writes to it (switched). Your choices override switchover's "
+                  "guesses and survive every rescan.")
     BINDINGS = [
+        Binding("n", "notify", "Notify y/n", id="people.notify"),
+        Binding("N", "notify_group", "Group y/n", id="people.notify_group"),
+        Binding("t", "group", "Group", id="people.group"),
+        Binding("l", "language", "Language", id="people.language"),
+        Binding("f", "show_group", "Show group", id="people.show_group"),
         Binding("slash", "filter", "Filter", id="people.filter"),
         Binding("m", "more", "More", id="people.more"),
         Binding("g", "reload", "Reload", id="people.reload"),
@@ -58,9 +132,11 @@ class PeoplePane(Pane):
         self.filter: str | None = None
         self.count = 0
         self._stale = False
+        self.rows: dict[str, Correspondent] = {}
 
     def compose(self) -> ComposeResult:
         yield self.message_line()
+        yield Static("", id="people-trend", markup=False)
         yield Static("", id="people-autoreply", markup=False)
         yield PeopleTable(id="people-table", cursor_type="row")
 
@@ -68,22 +144,23 @@ class PeoplePane(Pane):
         width = self.app.size.width
         wide = width >= 110
         table = self.table
-        # narrow: the address takes what the fixed columns leave (5 columns' padding and the
-        # scrollbar: 12); wide: a name column beside it
-        if wide:  # 7 columns' padding (14) and the scrollbar (2) around the fixed widths
-            address_w = max(30, width - 16 - (20 + 5 + 5 + 5 + 4 + 18))
+        # fixed widths: group 10, lang 4, notify 6, from 5, state 14 (+ name 18, to 5, last 5
+        # when wide); each column pads 2, the scrollbar takes 2
+        if wide:
+            address_w = max(30, width - 2 * 10 - 2 - (18 + 10 + 4 + 6 + 5 + 5 + 5 + 16))
         else:
-            address_w = max(24, width - 12 - 15 - 18)
+            address_w = max(22, width - 2 * 7 - 2 - (10 + 4 + 6 + 5 + 14))
         table.add_column("Address", key="address", width=address_w)
         if wide:
-            table.add_column("Name", key="name", width=20)
+            table.add_column("Name", key="name", width=18)
+        table.add_column("Group", key="group", width=10)
+        table.add_column("Lang", key="lang", width=4)
+        table.add_column("Notify", key="notify", width=6)
         table.add_column("From", key="from", width=5)
-        table.add_column("To", key="to", width=5)
-        table.add_column("Last", key="last", width=5)
         if wide:
-            table.add_column("Lang", key="lang", width=4)
-        status_w = 18
-        table.add_column("Status", key="status", width=status_w)
+            table.add_column("To", key="to", width=5)
+            table.add_column("Last", key="last", width=5)
+        table.add_column("State", key="status", width=16 if wide else 14)
 
     @property
     def table(self) -> DataTable:
@@ -98,26 +175,29 @@ class PeoplePane(Pane):
     async def load_people(self) -> None:
         people = self.engine.correspondents
         rows = await self.attempt("people", lambda: people.list(
-            offset=0, limit=self.limit, filter=self.filter))
+            offset=0, limit=self.limit, filter=self.filter, order="group"))
         if rows is not None:
             self._show(rows)
             stats = await self.attempt("people stats", people.stats)
             self._say_stats(stats or {})
 
     def _say_stats(self, stats: dict) -> None:
+        trend = self.query_one("#people-trend", Static)
+        trend.update(switched_line(stats))
         if not stats:
             self.say(f"{self.count} correspondents shown.")
             return
         parts = []
-        for k, v in stats.items():
-            if v is None:
-                continue
-            if k == "days_since_business_mail":
-                parts.append(f"last business mail {v} days ago" if v else "business mail today")
-            elif isinstance(v, int):
-                parts.append(f"{v:,} {k.replace('_', ' ')}")
+        groups = stats.get("groups") or {}
+        if groups:
+            parts.append(" · ".join(f"{g} {n:,}" for g, n in groups.items()))
+        if groups:   # the switched line below says how many people in all
+            parts += [f"{k} {stats[k]:,}" for k in ("notify", "notified", "bounced") if stats.get(k)]
+        else:
+            parts += [f"{v:,} {k.replace('_', ' ')}" for k, v in stats.items()
+                      if isinstance(v, int) and not isinstance(v, bool)]
         if self.filter:
-            parts.append(f"filter '{self.filter}'")
+            parts.append(f"showing '{self.filter}'")
         self.say(" · ".join(parts))
 
     async def _autoreply(self) -> None:
@@ -137,18 +217,30 @@ class PeoplePane(Pane):
             text += f" · {status.detail}"
         line.update(text)
 
-    def _cells(self, c: Correspondent) -> list[Text]:
+    def _cells(self, c: Correspondent, alias: bool) -> list[Text]:
         wide = "name" in self.table.columns
-        values = [cell(c.address)]
+        robot = c.group in ("automated", "newsletter", "bounce", "own")
+        values = [cell(("↳ " if alias else "") + c.address, plain_style(self.app, "dim") if robot else None)]
         if wide:
             values.append(cell(c.name or ""))
-        values += [cell(f"{c.messages_from:,}"), cell(f"{c.messages_to:,}"),
-                   cell(when(c.last_seen, self.now(), with_time=False))]
+        chosen = "*" if c.choice_group else ""
+        values += [cell(c.group + chosen), cell(c.language or "–"),
+                   cell("yes" if c.notify else "no", plain_style(self.app, "" if c.notify else "dim")),
+                   cell(f"{c.messages_from:,}")]
         if wide:
-            values.append(cell(c.language or ""))
-        values.append(cell(marks(c), plain_style(self.app, "dim" if c.automated
-                                                  else ("green" if c.switched else ""))))
+            values += [cell(f"{c.messages_to:,}"), cell(when(c.last_seen, self.now(), with_time=False))]
+        values.append(cell(marks(c), plain_style(self.app, STATE_STYLE.get(c.state, ""))))
         return values
+
+    def selected(self) -> Correspondent | None:
+        table = self.table
+        if not table.row_count:
+            return None
+        try:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:
+            return None
+        return self.rows.get(str(key))
 
     def _show(self, rows: list[Correspondent]) -> None:
         """Refill the table; a correspondent the person moved to stays selected (a
@@ -164,8 +256,13 @@ class PeoplePane(Pane):
         at = table.cursor_row
         with self.app.batch_update():
             table.clear()
+            self.rows = {}
+            last_key = ""
             for c in rows[:MAX_ROWS]:
-                table.add_row(*self._cells(c), key=c.address)
+                alias = bool(c.alias_key) and c.alias_key == last_key   # one person's next address
+                last_key = c.alias_key
+                self.rows[c.address] = c
+                table.add_row(*self._cells(c, alias), key=c.address)
             if table.row_count:
                 try:
                     row = table.get_row_index(selected) if selected and at else at
@@ -176,7 +273,7 @@ class PeoplePane(Pane):
 
     def handle_events(self, events: list[Event]) -> None:
         # new arrivals and sent reminders change who is known / notified / switched
-        if any(isinstance(e, (ArrivalSeen, ActionChanged)) for e in events):
+        if any(isinstance(e, (ArrivalSeen, ActionChanged, NoticeChanged)) for e in events):
             self._stale = True
 
     def flush(self) -> None:
@@ -209,3 +306,79 @@ class PeoplePane(Pane):
         self.app.push_screen(TextPrompt("Show correspondents matching", self.filter or "",
                                         placeholder="part of an address or name; empty for all"),
                              chosen)
+
+    # -- the user's choices -----------------------------------------------------------------
+    async def _done(self, what: str, fn: Any) -> bool:
+        """Await ``fn()``; True when it worked (else the pane says why)."""
+        try:
+            await fn()
+        except Exception as exc:
+            self.say(f"{what}: {sentence(exc)}", error=True)
+            return False
+        return True
+
+    def _choose(self, c: Correspondent, choice: Choice, said: str) -> None:
+        async def run() -> None:
+            if await self._done("choice", lambda: self.engine.correspondents.choose(c.address, choice)):
+                await self.load_people()
+                self.sapp.notify(said, timeout=3)
+        self.serial.run("choose", run)
+
+    def action_notify(self) -> None:
+        c = self.selected()
+        if c is not None:
+            self._choose(c, Choice(notify=not c.notify),
+                         f"{c.address}: {'not notified' if c.notify else 'notified'} (your choice).")
+
+    def action_notify_group(self) -> None:
+        c = self.selected()
+        if c is None:
+            return
+        group = c.group
+
+        async def run() -> None:
+            people = self.engine.correspondents
+            counts = await self.attempt("groups", people.group_counts)
+            if counts is None:
+                return
+            now = next((on for g, _n, _yes, on in counts if g == group), True)
+            if await self._done("group", lambda: people.set_group_notify(group, not now)):
+                await self.load_people()
+                self.sapp.notify(f"Group {group}: {'notified' if not now else 'not notified'} "
+                                 f"(people's own choices still win).", timeout=4)
+        self.serial.run("choose", run)
+
+    def action_group(self) -> None:
+        c = self.selected()
+        if c is None:
+            return
+        options = [("", f"switchover's guess ({c.group_guess or 'business'}) — {c.evidence}")]
+        options += [(g, g) for g in GROUPS]
+
+        def chosen(value: str | None) -> None:
+            if value is not None:
+                self._choose(c, Choice(group=value or None), f"{c.address}: group {value or c.group_guess}.")
+        self.app.push_screen(Picker(f"Group of {c.address}", options, c.choice_group or ""), chosen)
+
+    def action_language(self) -> None:
+        c = self.selected()
+        if c is None:
+            return
+        options = [("", f"switchover's guess ({c.language_guess or 'none'}) — from what they write")]
+        options += [(code, code) for code in LANGUAGES]
+
+        def chosen(value: str | None) -> None:
+            if value is not None:
+                self._choose(c, Choice(language=value or None),
+                             f"{c.address}: language {value or c.language_guess or 'guess'}.")
+        self.app.push_screen(Picker(f"Language of {c.address}", options, c.choice_language or ""), chosen)
+
+    def action_show_group(self) -> None:
+        options = [("", "everyone")] + [(f"group:{g}", g) for g in GROUPS]
+
+        def chosen(value: str | None) -> None:
+            if value is not None:
+                self.filter = value or None
+                self.limit = PAGE
+                self.serial.run("load", self.load_people)
+        self.app.push_screen(Picker("Show one group", options, self.filter or ""), chosen)

@@ -1,14 +1,19 @@
-"""The status line: connection state of both mailboxes, the transition day, unhandled
+"""The status line: connection state of both mailboxes, the transition day, when the old
+inbox was last checked (or that a check is overdue, core/wrapup/schedule.py), unhandled
 arrivals. Words, not only colours, so it reads the same with NO_COLOR."""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from rich.text import Text
 from textual.widgets import Static
 
 from .base import plain_style
+
+#: the schedule's words are re-read at most this often (the app's count refreshes drive it)
+SCHEDULE_SECONDS = 20.0
 
 # state → (mark, style); the mark carries the meaning when colour is off
 _STATES = {
@@ -54,6 +59,10 @@ class StatusLine(Static):
         self.transition_short = ""
         self.unhandled: int | None = None
         self.note = ""
+        self.schedule = ""          # 'checked 2 h ago' / 'check overdue (3 days)'
+        self.overdue = False
+        self._schedule_read = 0.0
+        self._reading = False
 
     def set_connection(self, side: str, state: str) -> None:
         if self.connections.get(side) != state:
@@ -64,6 +73,35 @@ class StatusLine(Static):
         if unhandled != self.unhandled:
             self.unhandled = unhandled
             self._render_line()
+        self.refresh_schedule()
+
+    def set_schedule(self, text: str, overdue: bool) -> None:
+        if (text, overdue) != (self.schedule, self.overdue):
+            self.schedule, self.overdue = text, overdue
+            self._render_line()
+
+    def refresh_schedule(self, *, force: bool = False) -> None:
+        """Re-read the check schedule (the app refreshes the counts every 30 s and after
+        arrivals; this rides along, at most every SCHEDULE_SECONDS)."""
+        if self._reading or (not force and time.monotonic() - self._schedule_read < SCHEDULE_SECONDS):
+            return
+        engine = getattr(self.app, "engine", None)
+        schedule = getattr(engine, "schedule", None)
+        if schedule is None:
+            return
+        self._reading = True
+        self._schedule_read = time.monotonic()
+        self.run_worker(self._read_schedule(schedule), group="status-schedule")
+
+    async def _read_schedule(self, schedule: object) -> None:
+        from .closing import local_now
+        try:
+            status = await schedule.status(local_now(self.app.clock))  # type: ignore[attr-defined]
+            self.set_schedule(status.short(), status.overdue)
+        except Exception:      # the status line never fails the app; the next refresh retries
+            pass
+        finally:
+            self._reading = False
 
     def set_transition(self, text: str, short: str = "") -> None:
         if (text, short) != (self.transition, self.transition_short):
@@ -89,7 +127,14 @@ class StatusLine(Static):
             line.append(" │ " if narrow else "  ", style="dim")
         if not narrow:
             line.append("│ ", style="dim")
-        line.append(self.transition_short if narrow else self.transition)
+        if narrow and self.overdue:
+            # 80 columns hold one of them: an overdue check matters more than the day
+            line.append(self.schedule, style="bold")
+        else:
+            line.append(self.transition_short if narrow else self.transition)
+        if self.schedule and not narrow:
+            line.append(" │ ", style="dim")
+            line.append(self.schedule, style="bold" if self.overdue else "")
         if self.unhandled is not None:
             line.append(" │ ", style="dim")
             line.append(f"{self.unhandled} unhandled",

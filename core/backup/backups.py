@@ -6,7 +6,8 @@ files — the facade the faces call.
   index.py, mbox.py).
 * ``verify_backup(root)`` checks the files and compares the backup with the live mailbox
   (core/backup/check.py); a verified backup proves the checklist's ``backup`` item (and
-  ``final_backup`` after the close date) through a ``Proven`` event.
+  ``final_backup`` after the close date) through a ``Proven`` event; ``last_verified()``
+  names the last backup that passed (closing readiness and the archive read it).
 * ``import_path(path, folder)`` uploads mbox / eml files into a folder
   (core/backup/importer.py, sources.py).
 
@@ -22,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import time
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ..config import Config
 from ..context import Accounts, Blocking
@@ -39,11 +41,23 @@ from .layout import FORMATS
 from .writer import BackupSummary, BackupWriter
 
 __all__ = ["Backups", "BackupReport", "BackupSummary", "FolderCheck", "ImportSummary", "FORMATS",
-           "BATCH_MESSAGES", "BATCH_BYTES"]
+           "BATCH_MESSAGES", "BATCH_BYTES", "VerifiedBackup"]
 
 #: batch size of a backup when the config's migration settings leave it open
 BATCH_MESSAGES = 200
 BATCH_BYTES = 16 * 2**20
+
+
+#: the settings key of the last backup a check verified against the live mailbox
+LAST_VERIFIED = "backups.last_verified"
+
+
+class VerifiedBackup(NamedTuple):
+    """The last backup ``verify_backup`` verified against the live mailbox."""
+    root: str
+    verified_at: float          # when the check ran: nothing on the server was missing then
+    messages: int
+    folders: int
 
 
 class _Run(Protocol):
@@ -150,8 +164,27 @@ class Backups:
         """Check the backup in ``root``; the report says what is missing or damaged."""
         root = Path(root).expanduser().resolve()
         report = await self.blocking.run(check_backup, root, self.accounts.account)
+        await self._remember(root, report)
         self._prove(root, report)
         return report
+
+    async def last_verified(self) -> VerifiedBackup | None:
+        """The last backup verified against the live mailbox (closing readiness and the
+        archive ask it), or None; a later failed check of that same backup forgets it."""
+        v = await self.store.get_setting(LAST_VERIFIED)
+        if not v:
+            return None
+        return VerifiedBackup(str(v["root"]), float(v["verified_at"]), int(v["messages"]), int(v["folders"]))
+
+    async def _remember(self, root: Path, report: BackupReport) -> None:
+        if report.ok and report.live_checked:
+            await self.store.set_setting(LAST_VERIFIED, {
+                "root": str(root), "verified_at": time.time(),
+                "messages": sum(f.found for f in report.folders), "folders": len(report.folders)})
+        elif not report.ok:
+            last = await self.last_verified()
+            if last is not None and last.root == str(root):
+                await self.store.set_setting(LAST_VERIFIED, None)
 
     def _prove(self, root: Path, report: BackupReport) -> None:
         """A verified backup checked against the live mailbox proves the checklist's backup

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from ..config import Identity
-from .language import LANGUAGES, normalize_language
+from .language import LANGUAGES, REMINDER_LANGUAGES, normalize_language
 
 def pick_language(*candidates: str | None, default: str = "en") -> str:
     """The first candidate we have texts for (correspondent's setting, detected
@@ -161,10 +161,20 @@ def _stops(t: dict[str, str], identity: Identity, close_date: dt.date | None, la
     return t["stops"].format(old=identity.old_address, date=format_date(close_date, lang))
 
 
+assert tuple(_REMINDER) == REMINDER_LANGUAGES, "core/mail/language.py lists the reminder languages"
+
+
+def written_language(lang: str | None) -> str:
+    """The language of the reminder texts to write for ``lang``: itself when there is a
+    text for it, else English (LANGUAGES knows more languages than these texts)."""
+    code = pick_language(lang)
+    return code if code in _REMINDER else "en"
+
+
 def reminder(lang: str, identity: Identity, *, close_date: dt.date | None,
              sender_name: str | None, original_subject: str | None) -> Text:
     """The reply to someone who wrote to the old address."""
-    lang = pick_language(lang)
+    lang = written_language(lang)
     t = _REMINDER[lang]
     name = (sender_name or "").strip().strip('"')
     hello = t["hello_name"].format(name=name) if name and "@" not in name else t["hello"]
@@ -195,7 +205,7 @@ _NOTICE_BODY = {
 
 def autoreply_notice(identity: Identity, close_date: dt.date | None) -> Text:
     """The old mailbox's auto-reply: the identity's language, then English."""
-    langs = [pick_language(identity.language)]
+    langs = [written_language(identity.language)]
     if langs[0] != "en":
         langs.append("en")
     subjects, bodies = [], []

@@ -17,10 +17,12 @@ from typing import Any, Iterator
 import imapclient
 from imapclient.exceptions import IMAPClientError, LoginError
 
+from ..auth.oauth2 import sign_in_again
 from ..config import Account
 from ..errors import AuthError, ConnectError, sentence
+from ..version import version
 
-CLIENT_ID = {"name": "switchover", "version": "0.1.0", "vendor": "switchover",
+CLIENT_ID = {"name": "switchover", "version": version(), "vendor": "switchover",
              "support-url": "https://example.invalid/switchover"}
 
 
@@ -99,6 +101,8 @@ def _login_failure(account: Account, e: BaseException) -> ConnectError:
         return ConnectError(f"The {who}: the connection ended during login ({sentence(cause)}).")
     if _TEMPORARY.search(words):
         return ConnectError(f"The {who} cannot take the login now: {words}.")
+    if account.signs_in:        # the token was refused: a new sign-in gives a new one
+        return sign_in_again(account.side, f"was refused by the IMAP server ({words})")
     hint = ""
     if "IPDENY" in words.upper():
         hint = " (the administrator must allow logins from this IP address)"

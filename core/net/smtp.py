@@ -26,6 +26,7 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..auth.oauth2 import sign_in_again
 from ..config import Account
 from ..errors import AuthError, ConnectError, SwitchoverError
 from .imap import describe_os_error, ssl_context
@@ -173,19 +174,7 @@ def send(account: Account, mail_from: str, rcpts: list[str], raw: bytes, *,
             raise ConnectError(f"{who} {ep.host}:{ep.port}: {e or 'the connection broke'}.") from None
         except OSError as e:
             raise ConnectError(f"{who}: {describe_os_error(ep.host, ep.port, e)}.") from None
-        try:
-            _login(conn, account, password)
-        except smtplib.SMTPAuthenticationError as e:
-            words = _reply_text(e.smtp_error)
-            if 400 <= e.smtp_code < 500:
-                raise _refusal(f"{who} could not check the login for {account.username} now",
-                               e.smtp_code, e.smtp_error) from None
-            raise AuthError(f"{who} refused the login for {account.username}: {e.smtp_code} "
-                            f"{words}; check the username and the password or authorization "
-                            f"code.") from None
-        except smtplib.SMTPNotSupportedError:
-            raise AuthError(f"{who} offers no login method switchover can use "
-                            f"({conn.esmtp_features.get('auth', 'none')}).") from None
+        _checked_login(conn, account, password, who)
         options: list[str] = []
         if any(b > 127 for b in raw) and conn.has_extn("8bitmime"):
             options.append("BODY=8BITMIME")
@@ -237,6 +226,66 @@ def send(account: Account, mail_from: str, rcpts: list[str], raw: bytes, *,
                     conn.close()
                 except Exception:
                     pass
+
+
+@dataclass(frozen=True)
+class LoginProof:
+    """What :func:`login_only` learned: the server's EHLO extensions (lower-case name →
+    parameters) after TLS, whether the session was encrypted, and whether AUTH ran."""
+    features: dict[str, str]
+    encrypted: bool
+    authenticated: bool
+
+
+def _checked_login(conn: smtplib.SMTP, account: Account, password: str, who: str) -> None:
+    """AUTH on an open connection; a refusal becomes its one sentence (a 4xx: try later;
+    a signed-in account: sign in again; else the password)."""
+    try:
+        _login(conn, account, password)
+    except smtplib.SMTPAuthenticationError as e:
+        words = _reply_text(e.smtp_error)
+        if 400 <= e.smtp_code < 500:
+            raise _refusal(f"{who} could not check the login for {account.username} now",
+                           e.smtp_code, e.smtp_error) from None
+        if account.signs_in:
+            raise sign_in_again(account.side, f"was refused by the SMTP server ({e.smtp_code} "
+                                              f"{words}; Microsoft 365 also needs SMTP AUTH "
+                                              f"turned on for the mailbox)") from None
+        raise AuthError(f"{who} refused the login for {account.username}: {e.smtp_code} "
+                        f"{words}; check the username and the password or authorization "
+                        f"code.") from None
+    except smtplib.SMTPNotSupportedError:
+        raise AuthError(f"{who} offers no login method switchover can use "
+                        f"({conn.esmtp_features.get('auth', 'none')}).") from None
+
+
+def login_only(account: Account, *, timeout: float = COMMAND_TIMEOUT) -> LoginProof:
+    """Connect, EHLO, STARTTLS / SSL, AUTH, QUIT — nothing is ever sent (the preflight's
+    SMTP login). Raises what :func:`send` raises before its transaction: AuthError,
+    ConnectError, SmtpError (a refusal at connect or a 4xx to AUTH)."""
+    ep = account.smtp
+    who = f"The {account.side} SMTP server"
+    if ep is None:
+        raise SwitchoverError(f"No SMTP server is configured for the {account.side} account.")
+    conn: smtplib.SMTP | None = None
+    try:
+        conn = _open(account, timeout)
+        authenticated = conn.has_extn("auth")
+        _checked_login(conn, account, account.secret(), who)
+        return LoginProof(features=dict(conn.esmtp_features), encrypted=ep.security != "none",
+                          authenticated=authenticated)
+    except smtplib.SMTPResponseException as e:
+        raise _refusal(f"{who} {ep.host}:{ep.port} refused", e.smtp_code, e.smtp_error) from None
+    except smtplib.SMTPException as e:      # closed, or a STARTTLS the server lacks
+        raise ConnectError(f"{who} {ep.host}:{ep.port}: {e or 'the connection broke'}.") from None
+    except OSError as e:
+        raise ConnectError(f"{who}: {describe_os_error(ep.host, ep.port, e)}.") from None
+    finally:
+        if conn is not None:
+            try:
+                conn.quit()
+            except Exception:
+                conn.close()
 
 
 class _Transaction:

@@ -23,3 +23,6 @@ class Recipient:
     group: str                # one of GROUPS (the user's choice, else the guess)
     language: str             # a language code with a template ("en" when none fits)
     organisation: str = ""    # company name or domain, for the greeting and aliases
+
+#: the languages the notices have texts for until the composer says (core/notify)
+NOTICE_LANGUAGES = ("en", "zh", "es", "pt", "ru", "ar", "fr")

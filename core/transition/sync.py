@@ -241,6 +241,17 @@ class FolderSync:
         return arrival_id
 
     # -- marks (settings) -------------------------------------------------------------------
+    async def last_checked(self, side: str, folders: Iterable[str]) -> float | None:
+        """When ``folders`` were last caught up, by this process or another on the same
+        state file: the oldest check time among their marks (each sync sets it, whether
+        or not mail came), None when none was ever checked (the check schedule reads it)."""
+        times = []
+        for folder in folders:
+            mark = await self._get_mark(side, folder)
+            if mark is not None and mark.checked:
+                times.append(mark.checked)
+        return min(times) if times else None
+
     async def _get_mark(self, side: str, folder: str) -> _Mark | None:
         v = await self.store.get_setting(f"monitor.mark.{side}.{folder}")
         if not v:

@@ -280,6 +280,12 @@ class Monitor:
     async def message_headers(self, arrival_id: int) -> Message | None:
         return await self._arrivals.headers(arrival_id)
 
+    async def last_checked(self) -> float | None:
+        """When the watched old folders were last caught up (a running watch, ``watch
+        --once``, the dashboard; any process on this state file), as a timestamp; None
+        before the first look. The check schedule (core/wrapup/schedule.py) reads it."""
+        return await self.folders.last_checked("old", [f for side, f in self._watched() if side == "old"])
+
     async def counts(self) -> dict[str, int]:
         """Old-side arrivals (unhandled, today, total) and switched correspondents."""
         return {**await self._arrivals.counts(), "switched": await self.people.switched_count()}

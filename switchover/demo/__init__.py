@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import fcntl
 import os
 import secrets
 import shutil
@@ -28,6 +27,7 @@ from typing import IO, Any
 import yaml
 
 from switchover.core.errors import SwitchoverError
+from switchover.core.joblock import try_lock
 
 from .history import generate_messages
 from .people import (COMPANY, FOLDERS, NEW_ADDRESS, OLD_ADDRESS, OWNER_NAME)
@@ -133,9 +133,8 @@ def _prepare_dir(state_dir: Path, reset: bool) -> IO[str]:
                         f"choose another with SWITCHOVER_DEMO_DIR.")
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock = open(state_dir / ".lock", "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    # flock on POSIX, msvcrt on Windows (core/joblock.py); the lock dies with the process
+    if not try_lock(lock.fileno()):
         lock.close()
         raise DemoError(f"Another switchover demo is running on {state_dir}; stop it first.") from None
     if reset:

@@ -177,7 +177,8 @@ class _Writer:
         mail = Mail(sender=self._who(p), to=[ME], subject=subj.format(**f), body=body.format(**f),
                     date=t.astimezone(p.tz), message_id=self.msgid(p.address.split("@")[1]),
                     charset=charset, cte=cte)
-        folder = "INBOX"
+        # filed like the buyers' threads: a 供应商 folder once it is no longer current
+        folder = "供应商" if (self.end - t) > timedelta(days=45) else "INBOX"
         if "报价" in subj:
             mail.attachments.append((f"报价单-{f['ref']}.pdf", "application/pdf",
                                      minimal_pdf([f"Price list {f['ref']}", PRODUCTS["en"][pi], "EXW, VAT incl."])))

@@ -6,8 +6,13 @@ real protocol, which delivers it into the old INBOX — or the new one, when a c
 who already switched writes to the new address. The mix is what the old address gets
 during a transition: customers (known and new, in several languages, the old address
 in To or only in Cc), a colleague, a newsletter, a bounce, an out-of-office reply, junk.
-A reminder or notice the engine sends out makes its recipient answer to the new address
-a few seconds later, so "switched" can be seen happening.
+A reminder the engine sends out makes its recipient answer to the new address a few
+seconds later. A change notice (a message from the owner that is not a reply) makes only
+some recipients switch (``NOTICE_SWITCH``), each after a delay of seconds to minutes: they
+answer to the new address and from then on write there; the rest keep writing to the old
+address a while, as people do. Recipients on a gone domain bounce (servers.py) and never
+switch. All of it is read from what the SMTP server receives (sender, To, Subject,
+Message-ID); nothing here knows switchover's internals.
 """
 
 from __future__ import annotations
@@ -27,9 +32,14 @@ from . import texts
 from .mime import JPEG, Mail, dsn, minimal_pdf
 from .people import (NEW_ADDRESS, OLD_ADDRESS, OLD_DOMAIN, OWNER_NAME, PRODUCTS, Person,
                      cast)
+from .servers import is_gone
 
 ME_OLD = (OWNER_NAME, OLD_ADDRESS)
 ME_NEW = (OWNER_NAME, NEW_ADDRESS)
+
+#: share of a notice's recipients who switch, and their delay in seconds (min, max)
+NOTICE_SWITCH = 0.35
+SWITCH_DELAY = (3.0, 180.0)
 
 # kind → weight
 MIX = {"customer": 34, "customer_cc": 8, "new_sender": 12, "switched": 10, "colleague": 9,
@@ -132,6 +142,31 @@ def make_arrival(seed: int, index: int, people: list[Person] | None = None,
     return addr, [OLD_ADDRESS], mail.render()
 
 
+def is_notice(raw: bytes) -> bool:
+    """A message from the owner that starts a conversation (a change notice), as opposed
+    to a reminder, which answers one (In-Reply-To / a "Re:" subject)."""
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    subject = " ".join(str(msg.get("Subject", "")).split()).lower()
+    return not msg.get("In-Reply-To") and not subject.startswith(("re:", "回复"))
+
+
+def switch_decision(seed: int, address: str) -> float | None:
+    """Seconds after a notice at which ``address`` switches to the new address, or None
+    when this person keeps writing to the old one (the same answer in every run)."""
+    rng = random.Random(f"switch-{seed}-{address.lower()}")
+    if is_gone(address) or rng.random() >= NOTICE_SWITCH:
+        return None
+    return rng.uniform(*SWITCH_DELAY)
+
+
+def readdress(rcpts: list[str], raw: bytes) -> tuple[list[str], bytes]:
+    """The same mail written to the new address instead of the old one (To/Cc and the
+    envelope): what a switched person sends."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    head = head.replace(OLD_ADDRESS.encode(), NEW_ADDRESS.encode())
+    return [NEW_ADDRESS if r.lower() == OLD_ADDRESS else r for r in rcpts], head + sep + body
+
+
 def switch_reply(original: bytes, rcpt: str, people: list[Person],
                  now: datetime | None = None) -> tuple[str, list[str], bytes]:
     """A correspondent's answer to a reminder or notice, written to the NEW address:
@@ -145,7 +180,8 @@ def switch_reply(original: bytes, rcpt: str, people: list[Person],
     now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
     mail = Mail(sender=(name, rcpt), to=[ME_NEW],
                 subject=subject if subject.lower().startswith("re:") else f"Re: {subject}",
-                body=(f"Dear Jun,\n\nThank you for the reminder. We have updated our address book to "
+                body=(f"Dear Jun,\n\nThank you for {'letting us know' if is_notice(original) else 'the reminder'}. "
+                      f"We have updated our address book to "
                       f"{NEW_ADDRESS} and will write to you there from now on.\n\nBest regards,\n{first}"),
                 date=now.astimezone(who.tz) if who else now,
                 message_id=f"<switch.{hashlib.sha1((rcpt + mid).encode()).hexdigest()[:16]}@{rcpt.split('@')[1]}>",
@@ -171,6 +207,8 @@ class LiveArrivals:
         self._stop = threading.Event()
         self._replies: list[tuple[float, bytes, str]] = []   # (due, original, recipient)
         self._replied: set[str] = set()
+        #: people who switched after a notice: their next mail goes to the new address
+        self.switched: set[str] = set()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._main, name="switchover-demo-arrivals", daemon=True)
 
@@ -187,13 +225,18 @@ class LiveArrivals:
         the owner makes its recipient answer to the new address a little later."""
         if mail_from.lower() not in (OLD_ADDRESS, NEW_ADDRESS):
             return
-        due = time.monotonic() + 1.5 * self.every
+        notice = is_notice(raw)
+        now = time.monotonic()
         with self._lock:
             for rcpt in rcpts:
                 addr = rcpt.lower()
-                if addr not in self._replied and not addr.endswith("@" + OLD_DOMAIN):
-                    self._replied.add(addr)
-                    self._replies.append((due, raw, addr))
+                if addr in self._replied or addr.endswith("@" + OLD_DOMAIN) or is_gone(addr):
+                    continue
+                delay = switch_decision(self.seed, addr) if notice else 1.5 * self.every
+                if delay is None:
+                    continue              # keeps writing to the old address for now
+                self._replied.add(addr)
+                self._replies.append((now + delay, raw, addr))
 
     def _send_due_replies(self) -> None:
         now = time.monotonic()
@@ -201,6 +244,8 @@ class LiveArrivals:
             due = [r for r in self._replies if r[0] <= now]
             self._replies = [r for r in self._replies if r[0] > now]
         for _, raw, rcpt in due:
+            with self._lock:
+                self.switched.add(rcpt)
             mail_from, rcpts, reply = switch_reply(raw, rcpt, self.people)
             with smtplib.SMTP(self.host, self.port, timeout=10) as smtp:
                 smtp.sendmail(mail_from, rcpts, reply)
@@ -208,6 +253,10 @@ class LiveArrivals:
 
     def send_one(self) -> None:
         mail_from, rcpts, raw = make_arrival(self.seed, self.index, self.people)
+        with self._lock:
+            moved = mail_from.lower() in self.switched
+        if moved and OLD_ADDRESS in (r.lower() for r in rcpts):
+            rcpts, raw = readdress(rcpts, raw)
         with smtplib.SMTP(self.host, self.port, timeout=10) as smtp:
             smtp.sendmail(mail_from, rcpts, raw)
         self.index += 1
@@ -233,4 +282,4 @@ class LiveArrivals:
                 self.errors += 1  # servers stopping or busy: try again next round
 
 
-__all__ = ["LiveArrivals", "make_arrival"]
+__all__ = ["LiveArrivals", "is_notice", "make_arrival", "readdress", "switch_decision"]

@@ -24,7 +24,7 @@ NEW_ADDRESS = f"jun.wu@{NEW_DOMAIN}"
 OWNER_TZ = timezone(timedelta(hours=8))
 
 FOLDERS = ("INBOX", "Sent", "Drafts", "Trash", "Junk", "客户/墨西哥", "客户/巴西", "客户/俄罗斯",
-           "报价单", "合同", "物流", "Newsletters")
+           "供应商", "报价单", "合同", "物流", "Newsletters")
 COUNTRY_FOLDER = {"MX": "客户/墨西哥", "BR": "客户/巴西", "RU": "客户/俄罗斯"}
 
 PRODUCTS = {

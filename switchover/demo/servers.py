@@ -5,7 +5,10 @@ run): two pymap IMAP servers, the *old* and the *new* mailbox, one user each (th
 with ManageSieve when pymap's optional ``sievelib`` is installed: ``sieve_port`` is None
 otherwise), and an aiosmtpd SMTP server (AUTH checked against the two users) that
 delivers recipients of the old/new address into the matching INBOX and keeps everything
-else, bounded, as "sent to the outside world".
+else, bounded, as "sent to the outside world" — except mail to a domain the demo treats
+as gone (``is_gone``: a fixed share of the correspondents' domains), which is answered
+with a real delivery status notification (multipart/report, Status 5.1.1, the original's
+headers) delivered into the sender's INBOX, as a real MTA does a moment after accepting.
 
 Mail is loaded straight into pymap's backend objects (harness ``Mailboxes``) with pinned
 UIDVALIDITY and UIDs, so thousands of messages take a moment and a snapshot restored on
@@ -16,20 +19,53 @@ switchover's engine: it only serves mail.
 from __future__ import annotations
 
 import collections
+import email
+import email.policy
+import hashlib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from email.utils import parseaddr
 from typing import Any, TypeVar
 
 from .harness import HOST, ImapServer, Mailboxes, ServerLoop, SmtpService, bulk_load
+from .mime import dsn
 
-__all__ = ["HOST", "DemoServers", "DemoUser", "Mailboxes", "bulk_load"]
+__all__ = ["HOST", "DemoServers", "DemoUser", "Mailboxes", "bulk_load", "bounce_for", "is_gone"]
 
 T = TypeVar("T")
 #: how many outside-world messages the SMTP server remembers
 OUTSIDE_KEEP = 200
 #: a failed demo login waits this long, as a real server would (a little)
 INVALID_USER_SLEEP = 0.05
+#: one correspondent domain in GONE_SHARE is gone (the company closed or moved): mail to
+#: it bounces. Chosen by a hash of the name, so the same people bounce in every run.
+GONE_SHARE = 12
+#: and these always are (tests and the README use them)
+GONE_DOMAINS = frozenset({"gone.example"})
+
+
+def is_gone(address: str) -> bool:
+    """Whether mail to ``address`` bounces in the demo (its domain is gone)."""
+    domain = address.rpartition("@")[2].lower()
+    if domain in GONE_DOMAINS or any(domain.endswith("." + d) for d in GONE_DOMAINS):
+        return True
+    return int(hashlib.sha1(domain.encode()).hexdigest()[:8], 16) % GONE_SHARE == 0 \
+        and domain.count(".") >= 2       # correspondents' company domains, never ours
+
+
+def bounce_for(mail_from: str, rcpt: str, raw: bytes, now: datetime | None = None) -> bytes:
+    """The DSN a real MTA sends back for ``raw`` that could not reach ``rcpt``."""
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    when = (now or datetime.now(timezone.utc)).replace(microsecond=0)
+    original_id = str(msg.get("Message-ID", "")).strip() or "<unknown@demo.invalid>"
+    token = hashlib.sha1((original_id + rcpt).encode()).hexdigest()[:16]
+    return dsn(postmaster="MAILER-DAEMON@mx.demo-relay.example", original_from=mail_from,
+               failed_rcpt=rcpt, subject=" ".join(str(msg.get("Subject", "")).split()),
+               date=when, message_id=f"<dsn.{token}@mx.demo-relay.example>",
+               original_id=original_id,
+               reason=f"<{rcpt}>: Recipient address rejected: the domain "
+                      f"{rcpt.rpartition('@')[2]} no longer receives mail")
 
 
 @dataclass(frozen=True)
@@ -47,6 +83,7 @@ class _Delivery:
         self.local: dict[str, Mailboxes] = {}
         self.outside = outside
         self.delivered = 0
+        self.bounced = 0
         #: told about every message leaving the demo (the live arrivals answer reminders)
         self.on_outside: Callable[[str, list[str], bytes], None] | None = None
 
@@ -69,6 +106,13 @@ class _Delivery:
                 done.add(id(target))
                 await target.inject("INBOX", raw, recent=True)
                 self.delivered += 1
+        sender = parseaddr(envelope.mail_from or "")[1].lower()
+        home = self.local.get(sender)
+        for rcpt in [r for r in outside if is_gone(r)]:
+            outside.remove(rcpt)
+            self.bounced += 1
+            if home is not None:          # the bounce goes back to the sender's INBOX
+                await home.inject("INBOX", bounce_for(sender, rcpt, raw), recent=True)
         if outside:
             self.outside.append((envelope.mail_from, outside, raw))
             if self.on_outside is not None:

@@ -100,7 +100,9 @@ def test_cli_missing_config_exit_2(tmp_path):
 
 
 def test_init_writes_commented_valid_config(tmp_path):
-    answers = "Wu Jun\nExample Trading Co.\nold123@163.com\njohn.wu@company.example\n\n\nimap.company.example\nsmtp.company.example\n"
+    # a custom server: host, security, port (the defaults: ssl and its port)
+    answers = ("Wu Jun\nExample Trading Co.\nold123@163.com\njohn.wu@company.example\n\n\n"
+               "imap.company.example\n\n\nsmtp.company.example\n\n\n")
     target = tmp_path / "switchover.yaml"
     r = subprocess.run([sys.executable, "-m", "switchover", "--config", str(target), "init"],
                        input=answers, capture_output=True, text=True, cwd=ROOT)

@@ -67,7 +67,8 @@ def installed(tmp_path_factory):
     venv.EnvBuilder(with_pip=True).create(env_dir)
     py = env_dir / "bin" / "python"
     wheel = next(wheels.glob("switchover-*.whl"))
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel)],
+    # with the demo extra (pymap, aiosmtpd): the demo test below runs its servers
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", f"{wheel}[demo]"],
                    check=True, timeout=600)
     return env_dir, tmp, wheel
 
@@ -83,6 +84,14 @@ def test_the_wheel_installs_only_the_switchover_namespace(installed) -> None:
         assert "switchover/tui/app.tcss" in names          # package data travels too
         record = next(n for n in names if n.endswith(".dist-info/top_level.txt"))
         assert whl.read(record).decode().split() == ["switchover"]
+        # the licence travels in the metadata (PEP 639), the systemd unit as package data
+        meta = whl.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+        assert "License-Expression: MIT" in meta and "License-File: LICENSE" in meta
+        assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+        assert "switchover/packaging/switchover-watch.service" in names
+        assert "Provides-Extra: demo" in meta
+        assert not any(line.startswith("Requires-Dist: pymap") and "extra" not in line
+                       for line in meta.splitlines())      # the demo's servers are an extra
     py = env_dir / "bin" / "python"
     code = ("import importlib.util as u, switchover.core.engine, switchover.tui.app, switchover.cli, "
             "switchover.demo\n"
@@ -91,6 +100,20 @@ def test_the_wheel_installs_only_the_switchover_namespace(installed) -> None:
     r = subprocess.run([str(py), "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp)
     assert r.returncode == 0, r.stderr
     assert str(env_dir) in r.stdout                        # the installed copy, not the tree
+
+
+@pytest.mark.slow
+def test_version_and_service_unit_from_the_installed_wheel(installed, tmp_path):
+    env_dir, tmp, _wheel = installed
+    exe = env_dir / "bin" / "switchover"
+    r = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60, cwd=tmp)
+    assert r.returncode == 0 and r.stdout.strip() == f"switchover {_pyproject()['project']['version']}"
+    code = ("from pathlib import Path; from switchover.service import unit_text\n"
+            "print(unit_text(Path('/srv/switchover.yaml')))")
+    r = subprocess.run([str(env_dir / "bin" / "python"), "-c", code], capture_output=True, text=True,
+                       timeout=60, cwd=tmp)
+    assert r.returncode == 0, r.stderr
+    assert f"ExecStart={env_dir / 'bin' / 'python'} -m switchover --config /srv/switchover.yaml watch" in r.stdout
 
 
 @pytest.mark.slow

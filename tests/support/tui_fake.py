@@ -283,20 +283,36 @@ class _Actions:
         return action_id
 
 
+#: the fake people's groups (the real engine guesses them from folders, domains, replies)
+PEOPLE_GROUPS = {"maria@importadora.mx": "customer", "ivan@stroy-snab.ru": "customer",
+                 "lw@shanghai-logistics.cn": "logistics", "ana@construtora.com.br": "customer",
+                 "news@alibaba.com": "newsletter", "tom@acme-tools.com": "supplier"}
+_ORDER = ("customer", "supplier", "logistics", "internal", "business", "automated", "newsletter", "bounce",
+          "cold", "own")
+
+
 class _People:
-    async def list(self, *, offset: int = 0, limit: int = 100,
-                   filter: str | None = None) -> list[Correspondent]:
+    async def list(self, *, offset: int = 0, limit: int = 100, filter: str | None = None,
+                   order: str = "last_seen") -> list[Correspondent]:
         rows = [Correspondent(address=a, name=n, first_seen=_stamp("2021-03-01"), last_seen=_stamp(last),
                               messages_from=f, messages_to=t, language=lang, automated=auto,
                               customer=cust, notified=NOW.timestamp() if notif else None,
-                              switched=NOW.timestamp() if sw else None)
+                              switched=NOW.timestamp() if sw else None, group=PEOPLE_GROUPS[a],
+                              notify=not auto, state="switched" if sw else ("sent" if notif else "not notified"))
                 for a, n, f, t, last, lang, auto, cust, notif, sw in PEOPLE]
-        if filter:
+        if order == "group":
+            rows.sort(key=lambda r: (_ORDER.index(r.group), -(r.messages_from + r.messages_to)))
+        if filter and filter.startswith("group:"):
+            rows = [r for r in rows if r.group == filter[6:]]
+        elif filter:
             rows = [r for r in rows if filter in r.address or filter in r.name]
         return rows[offset:offset + limit]
 
     async def stats(self) -> dict[str, Any]:
-        return {"correspondents": 412, "customers": 233, "notified": 198, "switched": 61}
+        return {"total": 412, "customers": 233, "notify": 380, "notified": 198, "bounced": 3, "switched": 61,
+                "switched_week": 9, "groups": {"customer": 233, "supplier": 41, "logistics": 12, "internal": 9,
+                                               "business": 70, "newsletter": 31, "automated": 16},
+                "trend": [20, 22, 25, 25, 30, 34, 38, 41, 45, 48, 52, 55, 58, 61]}
 
 
 class _AutoReply:

@@ -15,7 +15,8 @@ async def test_scan_history(engine: Engine, mailserver: Any, old_user: Any, new_
     old = old_user.address
     for raw in (make_mail("Alice Buyer <Alice@Customer.com>", old, "Quote please"),
                 make_mail("alice@customer.com", old, "Re: Quote please"),
-                make_mail("Bob <bob@other.com>", old, "Hola, gracias por su pedido. Saludos"),
+                make_mail("Bob <bob@other.com>", old, "RE: PI-2291",
+                          "Hola, gracias por su pedido. Le enviamos el pago mañana. Saludos"),
                 make_mail("noreply@platform.com", old, "Your receipt"),
                 make_mail("digest@list.org", old, "digest", extra="List-Id: <l.list.org>\r\n"),
                 make_mail("junk@spam.biz", old, "win", extra="X-Spam-Flag: YES\r\n")):
@@ -24,7 +25,7 @@ async def test_scan_history(engine: Engine, mailserver: Any, old_user: Any, new_
     mailserver.append(old_user, "Junk", make_mail("spammer@bad.biz", old, "junk folder"))
     mailserver.append(old_user, "Drafts", make_mail(old, "draft@nowhere.com", "draft"))
     for raw in (make_mail(f"Ada <{old}>", "Alice <alice@customer.com>", "Quote attached"),
-                make_mail(old, "carol@partner.com", "您好，报价单请查收",
+                make_mail(old, "carol@partner.com", "Quotation", "您好，报价单请查收，有问题请随时联系我。",
                           extra=f"Cc: {new_user.address}, Dave <dave@partner.com>\r\n")):
         mailserver.append(old_user, "Sent", raw)
 
@@ -36,7 +37,9 @@ async def test_scan_history(engine: Engine, mailserver: Any, old_user: Any, new_
 
     alice = await c.get("ALICE@customer.com")
     assert alice is not None
-    assert (alice.messages_from, alice.messages_to, alice.customer, alice.automated) == (2, 1, True, False)
+    # answered both ways but filed nowhere: other business (no longer "customer")
+    assert (alice.messages_from, alice.messages_to, alice.customer, alice.automated) == (2, 1, False, False)
+    assert alice.group == "business"
     assert alice.name == "Alice Buyer" or alice.name == "Alice"
     assert alice.first_seen is not None and alice.last_seen is not None
     bob = await c.get("bob@other.com")
@@ -44,7 +47,9 @@ async def test_scan_history(engine: Engine, mailserver: Any, old_user: Any, new_
     carol = await c.get("carol@partner.com")
     assert (carol.messages_from, carol.messages_to, carol.language) == (0, 1, "zh")
     assert (await c.get("dave@partner.com")).name == "Dave"
-    assert (await c.get("juan@mx.com")).messages_from == 1
+    juan = await c.get("juan@mx.com")
+    assert (juan.messages_from, juan.group, juan.customer) == (1, "customer", True)
+    assert juan.evidence.startswith("in folder Clients/Mexico")
     assert (await c.get("noreply@platform.com")).automated
     assert (await c.get("digest@list.org")).automated
     # never: our own addresses, spam, the Junk folder, drafts
@@ -58,7 +63,7 @@ async def test_scan_history(engine: Engine, mailserver: Any, old_user: Any, new_
     assert await c.scan_history() == 0
 
     customers = await c.list(filter="customers")
-    assert [x.address for x in customers] == ["alice@customer.com"]
+    assert [x.address for x in customers] == ["juan@mx.com"]
     assert {x.address for x in await c.list(filter="automated")} == {"noreply@platform.com", "digest@list.org"}
     assert [x.address for x in await c.list(filter="partner", order="address")] == \
         ["carol@partner.com", "dave@partner.com"]

@@ -1,0 +1,90 @@
+"""The campaign screen (Pilot, real engine on Dovecot + aiosmtpd, the people given by a
+stand-in): C opens it from any pane, the people wait "not queued" with a preview of the
+selected person's exact text, s asks (naming how many and the pace) then sends each
+person one message, p without a campaign says so, d settles a notice in doubt, and
+the palette offers the screen."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from switchover.tui.app import SwitchoverApp
+from switchover.tui.commands import palette_commands
+from switchover.tui.notices import Ask, NoticesScreen
+from tests.notify.campaign_support import StandIn, engine_with, person, sent_to
+
+pytestmark = pytest.mark.timeout(90)
+
+
+async def until(pilot: Any, cond: Any, timeout: float = 20) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, "timed out"
+        await pilot.pause(0.1)
+
+
+def plain(widget: Any) -> str:
+    return getattr(widget.render(), "plain", str(widget.render()))
+
+
+async def test_campaign_screen_previews_asks_and_sends(make_engine, mailserver, old_user, new_user,
+                                                       smtp_server) -> None:
+    people = StandIn(notice=[person("ana@example.net", "es", name="Ana Ruiz"), person("li@example.net", "zh"),
+                             person("bob@example.net")])
+    eng = await engine_with(make_engine, old_user, new_user, smtp_server, people)
+    eng.notices.clock, eng.notices.sleep = time.time, asyncio.sleep        # the screen runs on real time
+    app = SwitchoverApp(eng, start_background=False)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await asyncio.wait_for(app.ready.wait(), 20)
+        await pilot.press("C")
+        await until(pilot, lambda: isinstance(app.screen, NoticesScreen) and len(app.screen.rows) == 3)
+        screen = app.screen
+        assert [r[2] for r in screen.rows] == ["not queued"] * 3
+        await until(pilot, lambda: "To: Ana Ruiz <ana@example.net>" in plain(screen.query_one("#notices-preview")))
+        assert "Reply-To:" in plain(screen.query_one("#notices-preview"))
+
+        await pilot.press("p")
+        assert screen.message == "No campaign is running."
+
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, Ask))
+        body = plain(app.screen.query_one("#ask-body"))
+        assert "to 3 people, one message each" in body and "an hour" in body
+        await pilot.press("y")
+        await until(pilot, lambda: smtp_server.taken == 3 and "sent 3" in screen.message)
+        await until(pilot, lambda: [r[2] for r in screen.rows] == ["sent"] * 3)
+        assert "notice" in plain(screen.query_one("#notices-counts"))
+        for addr in ("ana@example.net", "li@example.net", "bob@example.net"):
+            assert len(sent_to(smtp_server, addr)) == 1
+        await pilot.press("s")
+        await until(pilot, lambda: "Nobody is waiting" in screen.message)
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, NoticesScreen))
+        command = next(c for c in palette_commands(app) if c.title == "Campaign: the change notice")
+        app.call_later(command.callback)             # as the palette runs it
+        await until(pilot, lambda: isinstance(app.screen, NoticesScreen))
+
+
+async def test_d_decides_a_notice_in_doubt(make_engine, mailserver, old_user, new_user, smtp_server) -> None:
+    people = StandIn(notice=[person("slow@example.net")])
+    eng = await engine_with(make_engine, old_user, new_user, smtp_server, people)
+    eng.notices.postman.data_timeout = 1.0
+    smtp_server.reply_delay = 2.0
+    assert (await eng.notices.send("notice")).tally.doubt == 1
+    smtp_server.reply_delay = 0.0
+    app = SwitchoverApp(eng, start_background=False)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await asyncio.wait_for(app.ready.wait(), 20)
+        await pilot.press("C")
+        await until(pilot, lambda: isinstance(app.screen, NoticesScreen) and app.screen.rows)
+        screen = app.screen
+        assert screen.rows[0][2] == "doubt" and "in doubt 1" in plain(screen.query_one("#notices-counts"))
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, Ask))
+        await pilot.press("a")
+        await until(pilot, lambda: screen.rows and screen.rows[0][2] == "sent")
+        assert smtp_server.taken == 1 and "sent" in screen.message
