@@ -23,7 +23,8 @@ config.example.yaml with the answers filled in (no secret is ever written to it)
   the sentence at the end names the absolute path. The state and log default to the
   platform's state folder (core/config.py ``default_state``).
 
-Questions go through ``ask`` (``input`` by default), so tests script the answers; the
+Questions go through ``ask`` (``input`` by default), so tests script the answers; when
+the answers run out, the rest take their defaults (none valid: one sentence). The
 password itself is read by cmd_auth (getpass, or a line from a pipe), never by ``ask``.
 """
 
@@ -88,6 +89,9 @@ class Wizard:
             try:
                 answer = self.ask(f"{prompt}{suffix}: ").strip()
             except EOFError:
+                # the answers ran out (a pipe): the rest take their defaults, where valid
+                if check is None or not check(default):
+                    return default
                 raise ConfigError("switchover init needs answers on standard input; "
                                   "or copy config.example.yaml to switchover.yaml and edit it.") from None
             answer = answer or default
@@ -240,7 +244,7 @@ def _password_lines(w: Wizard, side: str) -> Answer:
     source = _choose(w, f"{side} password from", ("env", "command"), "env")
     if source == "command":
         command = w.question(f"{side} password command (prints the password, e.g. pass show mail/{side})",
-                             check=_filled("a command"))
+                             check=_token("a command", spaces=True))
         return [f"password_command: {_quoted(command)}"]
     return f"{side.upper()}_MAIL_PASSWORD"          # the example's line, its comment kept
 
@@ -266,13 +270,9 @@ def _yes(w: Wizard, prompt: str) -> bool:
     return w.question(f"{prompt} (yes | no)", "yes", check).lower() in YES
 
 
-def _token(what: str) -> Callable[[str], str | None]:
-    """A value without spaces (an ID, a client secret)."""
-    return lambda v: None if v and not any(c.isspace() for c in v) else f"Give {what}."
-
-
-def _filled(what: str) -> Callable[[str], str | None]:
-    return lambda v: None if v else f"Give {what}."
+def _token(what: str, spaces: bool = False) -> Callable[[str], str | None]:
+    """A value given (without spaces: an ID, a client secret)."""
+    return lambda v: None if v and (spaces or not any(c.isspace() for c in v)) else f"Give {what}."
 
 
 def fill(text: str, answers: dict[str, Answer]) -> str:
@@ -359,32 +359,36 @@ def run_init(path: Path, *, force: bool = False, wizard: Wizard | None = None) -
         print(f"Wrote {path}.")
         return 0
     print(f"Wrote {path}. State and log: {cfg.state.parent}.")
-    ready = {side for side in ("old", "new") if _secret_now(w, cfg.account(side))}
+    accounts = (cfg.old, cfg.new)
+    # every question first: a Google sign-in may leave cmd_auth's reader of a pasted
+    # address waiting on standard input; then the passwords, the sign-ins last
+    sign_in = [a for a in accounts if a.signs_in and tokens.keyring_available()
+               and _yes(w, f"Sign in to the {a.side} mailbox now?")]
+    ready = {a.side for a in accounts if a.password_keyring and _secret_now(a, cmd_auth.keep_password)}
+    ready |= {a.side for a in sign_in if _secret_now(a, cmd_auth.sign_in)}
     print(f"Next: {_next_steps(cfg, ready)}")
     return 0
 
 
-def _secret_now(w: Wizard, account: Account) -> bool:
-    """Sign in now (OAuth2) or keep the password in the keyring now; True when done. A
-    refusal is one sentence: the file is written, ``switchover login`` does it later."""
+def _secret_now(account: Account, how: Callable[[Account], object]) -> bool:
+    """Keep the password in the keyring (``cmd_auth.keep_password``) or sign in
+    (``cmd_auth.sign_in``), proved with an IMAP login; True when done. A refusal is one
+    sentence: the file is written, ``switchover login`` does it later."""
     side = account.side
+    if how is cmd_auth.keep_password:
+        print(f"The {side} password is checked with a login to {account.imap.host}, then kept "
+              f"in the OS keyring.")
     try:
-        if account.signs_in and tokens.keyring_available():
-            if not _yes(w, f"Sign in to the {side} mailbox now?"):
-                return False
-            who = cmd_auth.sign_in(account)
-            print(f"Signed in{f' as {who}' if who else ''}; the IMAP login of the {side} mailbox works.")
-            return True
-        if account.password_keyring:
-            print(f"The {side} password is checked with a login to {account.imap.host}, then kept "
-                  f"in the OS keyring.")
-            cmd_auth.keep_password(account)
-            print(f"The {side} mailbox took the password; it is kept in the OS keyring.")
-            return True
+        who = how(account)
     except SwitchoverError as e:
         later = f"switchover login {side}{' --password' if account.password_keyring else ''}"
         print(f"  {e.message} The file is written; run '{later}' when ready.")
-    return False
+        return False
+    if account.password_keyring:
+        print(f"The {side} mailbox took the password; it is kept in the OS keyring.")
+    else:
+        print(f"Signed in{f' as {who}' if who else ''}; the IMAP login of the {side} mailbox works.")
+    return True
 
 
 def _next_steps(cfg: Config, ready: set[str]) -> str:

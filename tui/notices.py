@@ -106,8 +106,9 @@ class NoticesScreen(Screen[None]):
     NoticesScreen #notices-progress { height: auto; padding: 0 1; }
     NoticesScreen #notices-message { height: auto; padding: 0 1; color: $warning; }
     NoticesScreen #notices-body { height: 1fr; }
-    NoticesScreen #notices-table { width: 1fr; min-width: 44; }
-    NoticesScreen #notices-scroll { width: 84; max-width: 65%; border-left: solid $primary; }
+    NoticesScreen #notices-table { width: 1fr; min-width: 30; }
+    /* the text part is wrapped at 76 columns: 76 + padding + border + scrollbar */
+    NoticesScreen #notices-scroll { width: 82; max-width: 70%; border-left: solid $primary; }
     NoticesScreen #notices-preview { padding: 0 1; }
     NoticesScreen #notices-keys { height: 1; padding: 0 1; }
     """
@@ -146,7 +147,8 @@ class NoticesScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("address", "campaign", "state", "lang")
+        # state first: the address is the part that may be cut on a narrow screen
+        table.add_columns("state", "lang", "address", "campaign")
         self._unsubscribe = self.engine.subscribe(self._on_event)
         self.progress = None
         self.set_interval(REFRESH_SECONDS, self._tick)
@@ -193,7 +195,7 @@ class NoticesScreen(Screen[None]):
         keep = table.cursor_row
         table.clear()
         for i, (address, campaign, state, lang) in enumerate(rows):
-            table.add_row(address, campaign, state, lang, key=f"{i}")
+            table.add_row(state, lang, address, campaign, key=f"{i}")
         self.rows = rows
         if rows:
             table.move_cursor(row=min(max(keep, 0), len(rows) - 1))

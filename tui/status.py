@@ -117,7 +117,21 @@ class StatusLine(Static):
             self._render_line()
 
     def _render_line(self) -> None:
-        narrow = self.size.width < 100
+        """The widest arrangement that fits: the long day and the schedule, else the
+        short day, else the schedule only when a check is overdue (then in place of the
+        day on the narrowest screens); the unhandled count always stays."""
+        width = self.size.width or 80
+        overdue = self.schedule if self.overdue else ""
+        choices = [(self.transition, self.schedule), (self.transition_short, self.schedule),
+                   (self.transition_short, overdue), ("", overdue) if overdue else
+                   (self.transition_short, "")]
+        for day, schedule in choices:
+            line = self._line(day, schedule, narrow=width < 100)
+            if line.cell_len <= width:
+                break
+        self.update(line)
+
+    def _line(self, day: str, schedule: str, *, narrow: bool) -> Text:
         line = Text(no_wrap=True, overflow="ellipsis")
         for side in ("old", "new"):
             state = self.connections.get(side, "unknown")
@@ -127,19 +141,15 @@ class StatusLine(Static):
             line.append(" │ " if narrow else "  ", style="dim")
         if not narrow:
             line.append("│ ", style="dim")
-        if narrow and self.overdue:
-            # 80 columns hold one of them: an overdue check matters more than the day
-            line.append(self.schedule, style="bold")
-        else:
-            line.append(self.transition_short if narrow else self.transition)
-        if self.schedule and not narrow:
-            line.append(" │ ", style="dim")
-            line.append(self.schedule, style="bold" if self.overdue else "")
+        parts = [(day, "")] if day else []
+        if schedule:
+            parts.append((schedule, "bold" if self.overdue else ""))
         if self.unhandled is not None:
-            line.append(" │ ", style="dim")
-            line.append(f"{self.unhandled} unhandled",
-                        style="bold" if self.unhandled else "")
+            parts.append((f"{self.unhandled} unhandled", "bold" if self.unhandled else ""))
         if self.note:
-            line.append(" │ ", style="dim")
-            line.append(self.note, style="italic")
-        self.update(line)
+            parts.append((self.note, "italic"))
+        for i, (text, style) in enumerate(parts):
+            if i:
+                line.append(" │ ", style="dim")
+            line.append(text, style=style)
+        return line

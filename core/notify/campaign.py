@@ -266,7 +266,9 @@ class CampaignRun:
         self.wake.set()
 
     def _progress(self, result: RunResult, left: int, state: str, detail: str = "") -> None:
-        rate = self.meter.rate().msgs_per_s * 3600
+        # measured over the meter's window, never above the pace (one message sent in a
+        # second is not "3,600 an hour" when the pace allows 60)
+        rate = min(self.meter.rate().msgs_per_s * 3600, float(self.pacer.pace.per_hour))
         t = result.tally
         self.bus.publish(CampaignProgress(self.campaign, t.sent + t.bounced, result.total, t.failed, t.doubt,
                                           state, rate, self.pacer.eta(left) if left else 0.0, detail))

@@ -173,6 +173,9 @@ def write_config(path: Path, *, old: DemoUser, new: DemoUser, old_port: int, new
         "new": account(new, new_port),
         "state": "switchover.sqlite",
         "transition": {"start": start.isoformat(), "close_date": close.isoformat()},
+        # the demo's SMTP server has no provider's limits: the campaign goes at about two
+        # notices a second, so the demo shows it sending, bouncing and people switching
+        "notices": {"per_hour": 7200, "per_day": 100000},
     }
     text = ("# switchover demo: written by 'switchover demo' for its own servers on 127.0.0.1.\n"
             "# Rewritten at every start (the ports change); a real config never lives here.\n"

@@ -28,6 +28,7 @@ from switchover.tui.app import SwitchoverApp
 _CJK = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef]")
 _TEXT = re.compile(r"(<text\b)([^>]*>)([^<]*)(</text>)")
 CJK_FONT = "WenQuanYi Micro Hei Mono"
+MONO_FONT = "DejaVu Sans Mono"
 
 
 def svg_to_png(svg: Path, png: Path) -> bool:
@@ -43,6 +44,10 @@ def svg_to_png(svg: Path, png: Path) -> bool:
             return f'{m.group(1)} style="font-family: \'{CJK_FONT}\'"{m.group(2)}{m.group(3)}{m.group(4)}'
         return m.group(0)
 
+    # Textual's SVG asks for Fira Code, which cairo cannot load from the web: name a
+    # local monospace font that has the box-drawing and block glyphs, or fontconfig's
+    # fallback for "Fira Code" (a proportional font without them) draws boxes
+    text = text.replace('"Fira Code"', f"'{MONO_FONT}'").replace("Fira Code, monospace", f"'{MONO_FONT}', monospace")
     cairosvg.svg2png(bytestring=_TEXT.sub(font, text).encode("utf-8"), write_to=str(png))
     return True
 
@@ -80,7 +85,7 @@ async def _shoot(config_path: Path, out: Path, size: tuple[int, int], tabs: list
         await asyncio.wait_for(app.ready.wait(), 60)
         feed = app.pane("feed")
         await _wait(pilot, lambda: len(feed.order) >= 3, 30)
-        for tab in tabs:
+        for tab in (t for t in tabs if t != "campaign"):
             app.action_show_tab(tab)
             await pilot.pause(0.3)
             if tab == "migration":
@@ -102,6 +107,21 @@ async def _shoot(config_path: Path, out: Path, size: tuple[int, int], tabs: list
             saved.append(svg)
             if tab == "feed":
                 await pilot.press("u")
+        if "campaign" in tabs:
+            # the change notice going out: the demo's people bounce and switch as it goes
+            app.action_campaign()
+            await pilot.pause(3.0)
+            await pilot.press("s")
+            await pilot.pause(1.0)
+            await pilot.press("y")
+            sent = app.engine.notices
+            await _wait(pilot, lambda: sent.sending, 20)
+            await pilot.pause(12.0)
+            svg = out / f"campaign{suffix}.svg"
+            app.save_screenshot(filename=svg.name, path=str(out))
+            saved.append(svg)
+            sent.cancel()
+            await pilot.pause(1.0)
         mig = app.pane("migration")
         if mig.busy:
             app.engine.migration.cancel()
@@ -131,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_prepare(config_path))
         time.sleep(4)  # let a few live arrivals land
         asyncio.run(_shoot(config_path, out, (120, 40),
-                           ["checklist", "feed", "people", "migration"], "", saved))
+                           ["checklist", "feed", "people", "migration", "campaign"], "", saved))
         asyncio.run(_shoot(config_path, out, (80, 24), ["feed"], "-80x24", saved))
     finally:
         if demo is not None:
