@@ -17,12 +17,14 @@ $(STAMP): pyproject.toml
 
 # Every test against Dovecot (pymap when Dovecot is absent), then the server smoke tests
 # once more against pymap so the fallback keeps working.
+# Tests run in parallel, one worker per core (at most 4): each worker starts its own Dovecot
+# and SMTP server on free loopback ports, so workers never share a mailbox or a state file.
 test: setup
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n auto --maxprocesses 4
 	SWITCHOVER_TEST_SERVER=pymap $(VENV)/bin/pytest -q tests/core/test_servers.py
 
 test-pymap: setup
-	SWITCHOVER_TEST_SERVER=pymap $(VENV)/bin/pytest -q
+	SWITCHOVER_TEST_SERVER=pymap $(VENV)/bin/pytest -q -n auto --maxprocesses 4
 
 demo: setup
 	$(VENV)/bin/switchover demo
