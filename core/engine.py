@@ -18,6 +18,7 @@ Bus ────┘        │                                                  
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from .config import Account, Config
@@ -30,10 +31,15 @@ if TYPE_CHECKING:
     from .backup.backups import Backups
     from .checklist import Checklist
     from .migrate.migration import Migration
+    from .prepare.letter import Letter
     from .prepare.preflight import Preflight
+    from .prepare.scan import Scanner
     from .transition.actions import Actions
     from .transition.autoreply import AutoReply
     from .transition.people import Correspondents
+    from .wrapup.archive import Archive
+    from .wrapup.closing import Closing
+    from .wrapup.schedule import Schedule
     from .transition.watch import Monitor
 
 T = TypeVar("T")
@@ -55,11 +61,14 @@ class Engine:
         self._build()
 
     def _build(self) -> None:
-        """One line per facet: what it is built from is all it can reach."""
+        """One line per facet: what it is built from is all it can reach. The facets that
+        react to events are built here; those that only run when asked (preflight,
+        letter, scan, schedule, closing, archive) are built on first use below, so a
+        `migrate` or a `watch` never loads what they need (bs4, dnspython, jinja2 …)."""
         from .backup.backups import Backups
         from .checklist import Checklist
         from .migrate.migration import Migration
-        from .prepare.preflight import Preflight
+        from .notify.notices import Notices
         from .transition.actions import Actions
         from .transition.arrivals import Arrivals
         from .transition.autoreply import AutoReply
@@ -80,27 +89,45 @@ class Engine:
         self.monitor: Monitor = Monitor(self.store, self.bus, self.accounts, self.blocking, self.config,
                                         self.arrivals, self.correspondents, self.migration.snapshot)
         self.autoreply: AutoReply = AutoReply(self.store, self.bus, self.accounts, self.blocking, self.config)
-        self.preflight: Preflight = Preflight(self.store, self.bus, self.accounts, self.blocking, self.config)
-        from .notify.notices import Notices
+        # the campaign hears arrivals (bounces of its notices) while a watch runs
         self.notices: Notices = Notices(self.store, self.bus, self.accounts, self.blocking, self.config,
                                         self.placements, self.correspondents)
         # a person's language is kept when the notice has texts in it (a user's own
         # templates may add languages); else the audience says English
         self.correspondents.template_languages = self.notices.composer.languages()
-        # phase 4 (issue 13): the check schedule, closing readiness, the final archive
-        from .wrapup.archive import Archive
-        from .wrapup.closing import Closing
-        from .wrapup.schedule import Schedule
-        self.schedule: Schedule = Schedule(self.config, self.monitor.last_checked)
-        self.closing: Closing = Closing(self.config, self.schedule, self.arrivals, self.correspondents,
-                                        self.checklist, self.backups)
-        self.archive: Archive = Archive(self.bus, self.config, self.backups, self.closing, self.arrivals,
-                                        self.correspondents, self.checklist, self.migration)
-        # phase 1 / 3 (issue 13): the change request letter, the scan for the old address
+
+    # -- facets built on first use ------------------------------------------------------
+    @functools.cached_property
+    def preflight(self) -> "Preflight":
+        from .prepare.preflight import Preflight
+        return Preflight(self.store, self.bus, self.accounts, self.blocking, self.config)
+
+    @functools.cached_property
+    def letter(self) -> "Letter":
         from .prepare.letter import Letter
+        return Letter(self.store, self.bus, self.accounts, self.blocking, self.config)
+
+    @functools.cached_property
+    def scan(self) -> "Scanner":
         from .prepare.scan import Scanner
-        self.letter: Letter = Letter(self.store, self.bus, self.accounts, self.blocking, self.config)
-        self.scan: Scanner = Scanner(self.store, self.bus, self.blocking, self.config)
+        return Scanner(self.store, self.bus, self.blocking, self.config)
+
+    @functools.cached_property
+    def schedule(self) -> "Schedule":
+        from .wrapup.schedule import Schedule
+        return Schedule(self.config, self.monitor.last_checked)
+
+    @functools.cached_property
+    def closing(self) -> "Closing":
+        from .wrapup.closing import Closing
+        return Closing(self.config, self.schedule, self.arrivals, self.correspondents,
+                       self.checklist, self.backups)
+
+    @functools.cached_property
+    def archive(self) -> "Archive":
+        from .wrapup.archive import Archive
+        return Archive(self.bus, self.config, self.backups, self.closing, self.arrivals,
+                       self.correspondents, self.checklist, self.migration)
 
     # -- life cycle ---------------------------------------------------------------------
     @classmethod

@@ -103,7 +103,10 @@ class Logins:
         elif not await self._ask_secret(side):
             return
         self._told_auth.discard(side)
-        self.status.set_connection(side, "connecting")
+        if self.status.connections.get(side) not in ("connected", "idle"):
+            # a working connection stays as it is (signing in again while connected keeps
+            # it; the next reconnect uses the new secret); a refused one tries again now
+            self.status.set_connection(side, "connecting")
         self.status.set_note("")
         self.refresh_bindings()
         assert self.engine is not None

@@ -10,13 +10,21 @@ oauth2_token_command; nothing ever falls back to a plain file.
 from __future__ import annotations
 
 import json
-from typing import Any
-
-import keyring
-from keyring.backend import KeyringBackend
-from keyring.errors import KeyringError, PasswordDeleteError
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from keyring.backend import KeyringBackend
+
+
+def _keyring() -> ModuleType:
+    """The keyring library, loaded when a secret is read or kept (its backends take
+    ~35 ms to import: every command would pay it otherwise)."""
+    import keyring
+    import keyring.errors
+    return keyring
 
 SERVICE = "switchover"
 
@@ -29,7 +37,7 @@ def entry_user(side: str, username: str) -> str:
     return f"{side}:{username}"
 
 
-def _usable(backend: KeyringBackend) -> bool:
+def _usable(backend: "KeyringBackend") -> bool:
     inner = getattr(backend, "backends", None)     # the chainer: usable when one of its is
     if inner is not None:
         return any(_usable(b) for b in inner)
@@ -39,7 +47,7 @@ def _usable(backend: KeyringBackend) -> bool:
 
 def keyring_available() -> bool:
     try:
-        return _usable(keyring.get_keyring())
+        return _usable(_keyring().get_keyring())
     except Exception:       # a broken backend configuration is no keyring either
         return False
 
@@ -63,28 +71,31 @@ def _trouble(side: str, e: Exception) -> ConfigError:
 def read_secret(side: str, username: str) -> str | None:
     """The stored secret, or None when nothing is stored; NoKeyring without a keyring."""
     _check(side)
+    keyring = _keyring()
     try:
-        return keyring.get_password(SERVICE, entry_user(side, username))
-    except KeyringError as e:
+        return keyring.get_password(SERVICE, entry_user(side, username))  # type: ignore[no-any-return]
+    except keyring.errors.KeyringError as e:
         raise _trouble(side, e) from None
 
 
 def store_secret(side: str, username: str, secret: str) -> None:
     _check(side)
+    keyring = _keyring()
     try:
         keyring.set_password(SERVICE, entry_user(side, username), secret)
-    except KeyringError as e:
+    except keyring.errors.KeyringError as e:
         raise _trouble(side, e) from None
 
 
 def forget_secret(side: str, username: str) -> bool:
     """Delete the entry; False when there was none."""
     _check(side)
+    keyring = _keyring()
     try:
         keyring.delete_password(SERVICE, entry_user(side, username))
-    except PasswordDeleteError:
+    except keyring.errors.PasswordDeleteError:
         return False
-    except KeyringError as e:
+    except keyring.errors.KeyringError as e:
         raise _trouble(side, e) from None
     return True
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any, Callable, Iterator
 
-from bs4 import UnicodeDammit
 
 from .webtext import html_chunks
 from .piece import Chunk, Unreadable
@@ -82,6 +81,7 @@ def decode_text(data: bytes, charset: str | None = None) -> str:
     if b"\x00" in data[:4096] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise Unreadable("binary, not text")
     guesses = ([charset] if charset else []) + ["utf-8", "gb18030", "big5", "windows-1252"]
+    from bs4 import UnicodeDammit   # loaded when a scan reads text: bs4 costs ~0.1 s to import
     text = UnicodeDammit(data, guesses).unicode_markup
     if text is None:
         raise Unreadable("the text encoding could not be recognised")
