@@ -206,9 +206,12 @@ def render(config: Config, facts: LetterFacts, lang: str, *, to: str = "",
         used = fmt_bytes(old.size) if old.size is not None else gap(w["unknown"], "the old mailbox's size was not measured")
         share = ""
     if not old.folders:
-        messages = gap(w["unknown"], "the old mailbox's messages were not counted (no login)")
+        messages = gap(w["unknown"], "the old mailbox's messages were not counted"
+                       + (f" ({old.gaps[0]})" if old.gaps else " (no login)"))
     else:
         messages = _n(old.messages, lang)
+        for why in old.gaps:     # a folder that could not be read: its mail is not in the numbers
+            gaps.append(f"the numbers leave something out: {why}")
     new_room = fmt_bytes(new.quota.limit - new.quota.used) if new.quota else ""
     # the current year only once something arrived in it (early January shows nothing)
     years = [(y, _n(n, lang)) for y, n in old.per_year if n or y < today.year][-4:]

@@ -156,24 +156,31 @@ def _folders(client: imapclient.IMAPClient, caps: tuple[str, ...], gaps: list[st
         try:
             st = client.folder_status(f.name, [b"MESSAGES", b"SIZE"] if status_size else [b"MESSAGES"])
             messages = int(st[b"MESSAGES"])
-            size = int(st[b"SIZE"]) if status_size and b"SIZE" in st else _summed_size(client, f.name, messages)
         except (IMAPClientError, OSError, KeyError, ValueError) as e:
             gaps.append(f"folder {f.name}: {sentence(e)}")
             continue
+        size = int(st[b"SIZE"]) if status_size and b"SIZE" in st else _summed_size(client, f.name, messages)
+        if size is None:     # counted, but its size unknown: the letter says so
+            gaps.append(f"the size of folder {f.name} could not be read")
         out.append(FolderFacts(f.name, messages, size, counted))
     return out
 
 
 def _summed_size(client: imapclient.IMAPClient, folder: str, messages: int) -> int | None:
-    """A folder's size where STATUS has no SIZE: the sum of RFC822.SIZE (one FETCH)."""
+    """A folder's size where STATUS has no SIZE: the sum of RFC822.SIZE of every message
+    (UID FETCH of the UIDs a SEARCH ALL listed)."""
     if messages == 0:
         return 0
     try:
         client.select_folder(folder, readonly=True)
-        data = client.fetch("1:*", [b"RFC822.SIZE"])
-    except (IMAPClientError, OSError):
+        uids = client.search(["ALL"])
+        total = 0
+        for i in range(0, len(uids), 5000):      # bounded command lines on big folders
+            data = client.fetch(uids[i:i + 5000], [b"RFC822.SIZE"])
+            total += sum(int(d.get(b"RFC822.SIZE", 0)) for d in data.values())
+        return total
+    except (IMAPClientError, OSError, ValueError):
         return None
-    return sum(int(d.get(b"RFC822.SIZE", 0)) for d in data.values())
 
 
 def _years(client: imapclient.IMAPClient, folders: list[FolderFacts], today: dt.date,

@@ -88,10 +88,14 @@ async def test_no_quota_and_no_login_say_so_instead_of_inventing(mailserver: Any
     assert "% full" not in draft.markdown
 
     p_old, p_new = pymap_server.add_user("old"), pymap_server.add_user("new")
+    _history(pymap_server, p_old)      # no STATUS=SIZE either: sizes are summed message by message
     path = write_config(tmp_path / "pymap.yaml", old_user=p_old, new_user=p_new, server=pymap_server,
                         transition=DATES, state="pymap.sqlite")
     async with await Engine.open(load_config(path)) as peng:
-        zh = await peng.letter.compose("zh", facts=await peng.letter.measure())
+        pfacts = await peng.letter.measure()
+        assert pfacts.old.messages == 105 and pfacts.old.size and pfacts.old.size > 105 * 1500
+        assert not pfacts.old.gaps       # every folder counted and sized, nothing left out
+        zh = await peng.letter.compose("zh", facts=pfacts)
         assert "（服务器不支持容量查询，未能获取配额）" in zh.markdown
         assert any("does not offer the QUOTA extension" in g for g in zh.gaps)
 
