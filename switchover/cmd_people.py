@@ -24,7 +24,7 @@ from switchover.core.people import csvfile
 from switchover.core.people.choices import parse_notify
 
 from .output import epilog, say, warn
-from .progress import pad
+from .progress import display_width, pad
 
 if TYPE_CHECKING:
     from switchover.core.engine import Engine
@@ -86,12 +86,14 @@ def _table(counts: list[tuple[str, int, int, bool]], everyone: list[Any]) -> Non
         if n:
             say(f"  {group:<11} {n:>5}  notify {yes:>5}   (group: {'yes' if on else 'no'})")
     say("")
-    say(f"{'group':<11} {'address':<34} {'name':<22} lang notify {'from':>5} {'to':>5}  state / evidence")
+    # the address column as wide as the longest address (whole addresses: they are copied)
+    width = max([34] + [display_width(p.address) + 2 for p in everyone])
+    say(f"{'group':<11} {pad('address', width)} {'name':<22} lang notify {'from':>5} {'to':>5}  state / evidence")
     last_key = ""
     for p in everyone:
         alias = "↳ " if p.alias_key and p.alias_key == last_key else ""   # one person's other address
         last_key = p.alias_key
-        say(f"{p.group:<11} {pad(alias + p.address, 34)} {pad(p.name[:20], 22)} {p.language or '-':<4} "
+        say(f"{p.group:<11} {pad(alias + p.address, width)} {pad(p.name[:20], 22)} {p.language or '-':<4} "
             f"{'yes' if p.notify else 'no':<6} {p.messages_from:>5} {p.messages_to:>5}  {p.state} · {p.evidence}")
 
 

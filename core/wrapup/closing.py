@@ -91,7 +91,9 @@ class Readiness:
         untimed = [r for r in blocking if r.until is None or r.until <= self.today]
         text = f"earliest safe closing date {self.earliest}"
         if untimed:
-            text += f", with {len(untimed)} point{'s' if len(untimed) > 1 else ''} still to settle"
+            n = len(untimed)
+            text += (f", once {n} point{'s' if n > 1 else ''} that waiting alone does not settle "
+                     f"{'are' if n > 1 else 'is'} settled")
         return text
 
     def as_dict(self) -> dict[str, Any]:
