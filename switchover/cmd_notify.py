@@ -175,6 +175,8 @@ async def cmd_notify(engine: "Engine", args: argparse.Namespace) -> int:
 async def _test(engine: "Engine", args: argparse.Namespace) -> int:
     results = await engine.notices.test(timeout=args.timeout)
     ok = bool(results)
+    if not results:
+        say("No test notice was sent; see 'switchover notify --status' and the log.")
     for r in results:
         if r.seconds is not None:
             say(f"{r.language}  {r.side:>3} {r.address}: arrived after {r.seconds:.1f} s")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import secrets
 import time
 from dataclasses import dataclass, replace
 
@@ -37,7 +38,9 @@ async def run_tests(ledger: NoticeLedger, postman: Postman, composer: Composer, 
                     blocking: Blocking, config: Config, languages: list[str],
                     timeout: float) -> list[TestResult]:
     ident = config.identity
-    stamp = time.strftime("%Y%m%d%H%M%S")
+    # one campaign name per run: two tests within one second must not meet in the ledger
+    # (the second would find the first's rows already sent and send nothing)
+    stamp = f"{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}"
     sent: list[tuple[TestResult, float, str]] = []
     for lang in languages:
         for side, address in (("old", ident.old_address), ("new", ident.new_address)):
