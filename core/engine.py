@@ -93,8 +93,9 @@ class Engine:
         self.notices: Notices = Notices(self.store, self.bus, self.accounts, self.blocking, self.config,
                                         self.placements, self.correspondents)
         # a person's language is kept when the notice has texts in it (a user's own
-        # templates may add languages); else the audience says English
-        self.correspondents.template_languages = self.notices.composer.languages()
+        # templates may add languages); else the audience says English. Asked when an
+        # audience is built, so opening the engine never loads the templates
+        self.correspondents.template_languages = lambda: self.notices.composer.languages()
 
     # -- facets built on first use ------------------------------------------------------
     @functools.cached_property

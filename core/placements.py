@@ -71,61 +71,18 @@ class Placements:
     def __init__(self, store: Store) -> None:
         self.store = store
 
+    #: ``begin`` result for an item another writer is sending right now
+    BUSY = 0
+
     async def begin(self, folder: str, owner: str, items: Sequence[tuple[str, str | None]], *,
                     yield_to: Iterable[str] = ("forward",)) -> list[int | None]:
         """Record that ``owner`` is about to append each (identity, ref) of ``items`` into
-        ``folder``. Returns, per item, the new row id — or None when a placement of
-        another owner in ``yield_to`` already holds that identity there (it stands in
-        for this copy; the caller counts the message as already there)."""
-        others = tuple(o for o in yield_to if o != owner)
-        now = time.time()
-        pid = os.getpid()
-        out: list[int | None] = []
-        async with self.store.transaction() as db:
-            free: dict[str, list[int]] = {}
-            if others:
-                idents = sorted({i for i, _ in items})
-                for k in range(0, len(idents), 500):
-                    part = idents[k:k + 500]
-                    marks = ",".join("?" * len(part))
-                    omarks = ",".join("?" * len(others))
-                    async with db.execute(
-                            f"SELECT id, identity FROM placements WHERE folder=? AND identity IN ({marks}) "
-                            f"AND owner IN ({omarks}) AND matched IS NULL ORDER BY id",
-                            (folder, *part, *others)) as cur:
-                        for row in await cur.fetchall():
-                            free.setdefault(row[1], []).append(row[0])
-            stood_in: list[tuple[str, int]] = []
-            rows: list[tuple[Any, ...]] = []
-            for identity, ref in items:
-                if free.get(identity):
-                    stood_in.append((f"{owner}:{ref}", free[identity].pop(0)))
-                    out.append(None)
-                else:
-                    rows.append((folder, identity, owner, ref, pid, HOST, now))
-                    out.append(-1)
-            if stood_in:
-                await db.executemany("UPDATE placements SET matched=? WHERE id=?", stood_in)
-            ids: list[int] = []
-            for values in rows:
-                async with db.execute(
-                        "INSERT INTO placements(folder, identity, owner, ref, pid, host, state, started) "
-                        "VALUES(?, ?, ?, ?, ?, ?, 'sending', ?)", values) as cur:
-                    ids.append(int(cur.lastrowid or 0))
-        it = iter(ids)
-        return [next(it) if x == -1 else None for x in out]
-
-    #: ``begin_many`` result for an item another writer is sending right now
-    BUSY = 0
-
-    async def begin_many(self, folder: str, owner: str, items: Sequence[tuple[str, str | None]], *,
-                         yield_to: Iterable[str] = ("forward",)) -> list[int | None]:
-        """``begin`` in bulk (one executemany: a 10,000-message copy records 10,000 rows),
-        with one more rule: an identity that a writer of ``yield_to`` is *sending* right
-        now (its APPEND may still be refused) is neither taken nor yielded to — it comes
-        back as ``BUSY`` (0) and the caller asks again shortly. Only a *placed* copy of
-        another writer stands in for one of ours (None); every other item gets a
-        'sending' row (its id)."""
+        ``folder``, in bulk (one executemany: a 10,000-message copy records 10,000 rows).
+        Per item: the new 'sending' row's id; None when a *placed* copy of another writer
+        in ``yield_to`` already holds that identity there (it stands in for this copy: the
+        caller counts the message as already there); ``BUSY`` (0) when such a writer is
+        *sending* it right now (its APPEND may still be refused): neither taken nor
+        yielded to, the caller asks again shortly."""
         others = tuple(o for o in yield_to if o != owner)
         now, pid = time.time(), os.getpid()
         out: list[int | None] = []

@@ -320,7 +320,7 @@ class Importer:
         for it, rid in zip(new, ids):
             it.row = rid
         fresh = [it for it in todo if it.placement is None]
-        placed = await self.placements.begin_many(self.folder, "import", [(it.identity, str(it.row)) for it in fresh],
+        placed = await self.placements.begin(self.folder, "import", [(it.identity, str(it.row)) for it in fresh],
                                                   yield_to=())
         for it, pid in zip(fresh, placed):
             it.placement = pid

@@ -217,12 +217,12 @@ class Lanes:
         stands in for it, BUSY while a forward is sending it (asked again shortly; after
         BUSY_WAIT seconds the folder is planned again instead)."""
         pl = self.placements
-        out = await pl.begin_many(folder, "migrate", items, yield_to=("forward",))
+        out = await pl.begin(folder, "migrate", items, yield_to=("forward",))
         deadline = time.monotonic() + BUSY_WAIT
         while any(x == pl.BUSY for x in out) and time.monotonic() < deadline and not self.run.stopping():
             await asyncio.sleep(0.25)
             busy = [k for k, x in enumerate(out) if x == pl.BUSY]
-            again = await pl.begin_many(folder, "migrate", [items[k] for k in busy], yield_to=("forward",))
+            again = await pl.begin(folder, "migrate", [items[k] for k in busy], yield_to=("forward",))
             for k, x in zip(busy, again):
                 out[k] = x
         return out

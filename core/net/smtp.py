@@ -216,16 +216,22 @@ def send(account: Account, mail_from: str, rcpts: list[str], raw: bytes, *,
         raise ConnectError(f"{who}: {describe_os_error(ep.host, ep.port, e)}.") from None
     finally:
         if conn is not None:
-            try:
-                if polite:
-                    conn.quit()
-                else:
-                    conn.close()
-            except Exception:
-                try:
-                    conn.close()
-                except Exception:
-                    pass
+            _hang_up(conn, polite=polite)
+
+
+def _hang_up(conn: smtplib.SMTP, *, polite: bool = True) -> None:
+    """QUIT (or only close, while the server may still read message data); a connection
+    that is already gone is closed quietly."""
+    try:
+        if polite:
+            conn.quit()
+        else:
+            conn.close()
+    except Exception:
+        try:
+            conn.close()
+        except Exception:
+            pass
 
 
 @dataclass(frozen=True)
@@ -282,10 +288,7 @@ def login_only(account: Account, *, timeout: float = COMMAND_TIMEOUT) -> LoginPr
         raise ConnectError(f"{who}: {describe_os_error(ep.host, ep.port, e)}.") from None
     finally:
         if conn is not None:
-            try:
-                conn.quit()
-            except Exception:
-                conn.close()
+            _hang_up(conn)
 
 
 class _Transaction:

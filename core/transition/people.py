@@ -17,7 +17,7 @@ import json
 import time
 from dataclasses import dataclass
 from email.message import Message
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ..config import Config
 from ..context import Accounts, Blocking
@@ -165,8 +165,10 @@ class Correspondents:
         notices = getattr(config, "notices", None)
         self.company = G.company_domains(config.identity.new_address, config.identity.old_address,
                                          tuple(getattr(notices, "internal_domains", ()) or ()))
-        #: the languages the notices have texts for (the engine hands the composer's)
-        self.template_languages: tuple[str, ...] = NOTICE_LANGUAGES
+        #: the languages the notices have texts for, asked when an audience is built (the
+        #: engine hands the composer's: building it loads the templates, not every command
+        #: needs that)
+        self.template_languages: Callable[[], tuple[str, ...]] = lambda: NOTICE_LANGUAGES
         self._scan = HistoryScan(store, bus, accounts, blocking, config, self)
 
     async def scan_history(self) -> int:
@@ -398,9 +400,10 @@ class Correspondents:
         rows = await self.store.fetchall(f"{_SELECT} WHERE {where} ORDER BY "
                                          "(messages_from + messages_to) DESC, address", params)
         out = []
+        languages = self.template_languages()
         for r in rows:
             c = _row(r)
-            lang = c.language if c.language in self.template_languages else "en"
+            lang = c.language if c.language in languages else "en"
             out.append(Recipient(c.address, r["choice_name"] or c.name, c.group, lang, c.organisation))
         return out
 
