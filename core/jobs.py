@@ -54,6 +54,11 @@ class Job:
     def cancelled(self) -> bool:
         return self._cancel
 
+    @property
+    def in_flight(self) -> int:
+        """Pieces under way (a pause reads 'pausing' until they end)."""
+        return self._in_flight
+
     def pause(self) -> None:
         if self.state in ("planning", "running"):
             self._gate.clear()

@@ -116,13 +116,13 @@ async def test_cancel_is_cancelled_not_an_error_and_pause_waits_for_the_batch_in
                                 new=via_proxy(proxy), migration={"batch_messages": 5, "connections": 2})
         jobs: list[JobProgress] = []
         eng.subscribe(lambda e: jobs.append(e) if isinstance(e, JobProgress) else None)
+        mig = eng.migration
+        task = asyncio.create_task(mig.run())
         try:
-            mig = eng.migration
-            task = asyncio.create_task(mig.run())
-            while count(mailserver, new_user, "INBOX") < 10:
-                await asyncio.sleep(0.01)
+            while count(mailserver, new_user, "INBOX") < 10 or not mig.job.in_flight:
+                await asyncio.sleep(0.005)
             before = len(jobs)
-            mig.pause()
+            mig.pause()        # no await since the check: a batch is under way
             # while the batches in flight finish the job says so; then it is paused
             assert jobs[before].state == "pausing", [j.state for j in jobs[before:]]
             deadline = time.monotonic() + 10
@@ -152,6 +152,9 @@ async def test_cancel_is_cancelled_not_an_error_and_pause_waits_for_the_batch_in
             assert again.ok and again.transferred == len(corpus) + 20 - n1
             assert again.already_there == n1
         finally:
+            if not task.done():
+                mig.cancel()
+                await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 30)
             await eng.close()
     assert contents(mailserver, new_user, "INBOX") == expected(corpus)
 
