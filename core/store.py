@@ -18,7 +18,7 @@ import time
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, AsyncIterator, Iterable, Iterator, Sequence
+from typing import IO, Any, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 
 import aiosqlite
 
@@ -26,13 +26,31 @@ from .errors import StateFileError
 from .schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["Store", "Result", "SCHEMA_VERSION", "StateFileError", "make_private_dirs", "open_private",
-           "state_problem"]
+           "state_problem", "while_busy"]
 
 @dataclass(frozen=True)
 class Result:
     """What a write statement did."""
     rowcount: int
     lastrowid: int
+
+
+async def while_busy(write: Callable[[], Awaitable[object]], attempts: int,
+                     on_busy: Callable[[StateFileError], None]) -> bool:
+    """Run ``write`` until the state file takes it: a :class:`StateFileError` is waited
+    out (0.2 s, doubling to 5 s) up to ``attempts`` tries; ``on_busy`` hears the first one
+    (to say it once). False when every try met a busy file; other errors go up."""
+    delay = 0.2
+    for attempt in range(attempts):
+        try:
+            await write()
+            return True
+        except StateFileError as e:
+            if attempt == 0:
+                on_busy(e)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    return False
 
 
 def make_private_dirs(path: str | os.PathLike[str]) -> Path:

@@ -160,7 +160,7 @@ class Signals:
         return 143 if self.signum == signal.SIGTERM else 130
 
 
-async def _with_engine(args: argparse.Namespace, fn: Callable[[Engine, argparse.Namespace], Awaitable[int]],
+async def with_engine(args: argparse.Namespace, fn: Callable[[Engine, argparse.Namespace], Awaitable[int]],
                        sides: tuple[str, ...] = ("old", "new")) -> int:
     cfg = _config(args)
     engine = await Engine.open(cfg)
@@ -308,7 +308,7 @@ def _run(args: argparse.Namespace) -> int:
         if plain is not None:          # a command that needs no engine (no state file)
             return plain(args)
         fn = commands[command]
-        code = asyncio.run(_with_engine(args, fn, sides.get(command, ("old", "new"))))
+        code = asyncio.run(with_engine(args, fn, sides.get(command, ("old", "new"))))
         if signals.pipe_closed:
             return PIPE_EXIT
         if signals.signum is not None and command != "watch":

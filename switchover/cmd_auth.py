@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import select
 import sys
 import threading
 from typing import TYPE_CHECKING, Awaitable, Callable
@@ -100,23 +101,45 @@ def keep_password(account: Account) -> None:
 
 
 def _interactive(flow: SignIn) -> str:
-    """Show the flow's instructions and wait; a Google flow also reads a pasted address."""
+    """Show the flow's instructions and wait; a Google flow also reads a pasted address.
+    The reader stops with the flow: when the browser came back by itself, the next line
+    the person types belongs to whatever asks next (``init``'s questions, the new side's
+    sign-in), not to a finished flow."""
     say(flow.instructions())
+    done = threading.Event()
+    reader = None
     if flow.accepts_paste:          # a terminal, or a pipe (scripts, tests)
-        threading.Thread(target=_read_paste, args=(flow,), daemon=True).start()
+        reader = threading.Thread(target=_read_paste, args=(flow, done), name="switchover-paste",
+                                  daemon=True)
+        reader.start()
     try:
         return flow.wait()
     except KeyboardInterrupt:
         flow.cancel()
         raise
+    finally:
+        done.set()
+        if reader is not None:
+            reader.join(1.0)
 
 
-def _read_paste(flow: SignIn) -> None:
-    while True:
+def _read_paste(flow: SignIn, done: threading.Event) -> None:
+    """Lines from stdin until one is a sign-in address, stdin ends or the flow is over.
+    select() with a short timeout instead of input(): a thread blocked in input() cannot
+    be stopped and would eat the next answer meant for someone else."""
+    prompt = "Address the browser ended on (or wait): "
+    sys.stdout.write(prompt)
+    sys.stdout.flush()
+    while not done.is_set():
         try:
-            line = input("Address the browser ended on (or wait): ")
-        except (EOFError, OSError):
+            ready, _, _ = select.select([sys.stdin], [], [], 0.2)
+        except (OSError, ValueError):
             return
+        if not ready or done.is_set():
+            continue
+        line = sys.stdin.readline()
+        if not line:
+            return                  # stdin ended: the browser may still come back
         if not line.strip():
             continue
         try:
@@ -124,6 +147,8 @@ def _read_paste(flow: SignIn) -> None:
             return
         except SwitchoverError as e:
             warn(e.message)
+            sys.stdout.write(prompt)
+            sys.stdout.flush()
 
 
 def _read_password(account: Account) -> str:

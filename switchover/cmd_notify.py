@@ -90,7 +90,7 @@ def _plain_or_engine(args: argparse.Namespace) -> int:
 
     from . import cli
     sides = ("old", "new") if args.test or args.status else ("new",)
-    code = asyncio.run(cli._with_engine(args, cmd_notify, sides))
+    code = asyncio.run(cli.with_engine(args, cmd_notify, sides))
     signals = args.signals
     if signals.signum is not None and not signals.pipe_closed:
         err(f"switchover: {cli.INTERRUPTED}")

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Awaitable, Callable
 
-from .commands import _stop_with, _with_progress
+from .commands import stop_with, with_progress
 from .output import epilog, say
 
 if TYPE_CHECKING:
@@ -116,9 +116,9 @@ async def cmd_close(engine: "Engine", args: argparse.Namespace) -> int:
 
 
 async def cmd_archive(engine: "Engine", args: argparse.Namespace) -> int:
-    args.signals.graceful = _stop_with(engine.backups.cancel)
+    args.signals.graceful = stop_with(engine.backups.cancel)
     formats = ("mbox", "eml") if args.format == "both" else (args.format,)
-    result = await _with_progress(engine, lambda: engine.archive.run(Path(args.dir), formats=formats))
+    result = await with_progress(engine, lambda: engine.archive.run(Path(args.dir), formats=formats))
     for problem in result.check.problems[:20]:
         say(f"problem: {problem}")
     say(f"backup {result.backup_dir}: {result.check.describe()}")

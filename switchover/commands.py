@@ -41,7 +41,7 @@ ACTION_TIMEOUT = 120.0
 VERBS = {"forward": "forwarded", "remind": "reminded", "handled": "marked handled"}
 
 
-async def _with_progress(engine: "Engine", job: Callable[[], Awaitable[T]]) -> T:
+async def with_progress(engine: "Engine", job: Callable[[], Awaitable[T]]) -> T:
     """Run ``job`` with the progress line on stderr fed by the engine's events."""
     progress = Progress()
     unsubscribe = engine.subscribe(progress)
@@ -52,7 +52,7 @@ async def _with_progress(engine: "Engine", job: Callable[[], Awaitable[T]]) -> T
         progress.finish()
 
 
-def _stop_with(cancel: Callable[[], None]) -> Callable[[], bool]:
+def stop_with(cancel: Callable[[], None]) -> Callable[[], bool]:
     """A graceful stop for cli.Signals: ask the job to stop at its next safe point."""
     def stop() -> bool:
         cancel()
@@ -75,7 +75,7 @@ async def cmd_migrate(engine: "Engine", args: argparse.Namespace) -> int:
         return True
 
     args.signals.graceful = stop
-    summary = await _with_progress(engine, lambda: migration.run(folders=args.folder))
+    summary = await with_progress(engine, lambda: migration.run(folders=args.folder))
     say("")
     for line in summary.report_lines():
         say(line)
@@ -133,9 +133,9 @@ async def cmd_backup(engine: "Engine", args: argparse.Namespace) -> int:
             say(f"problem: {problem}")
         say(f"backup {root}: {report.describe()}")
         return 0 if report.ok else 1
-    args.signals.graceful = _stop_with(backups.cancel)
+    args.signals.graceful = stop_with(backups.cancel)
     formats = ("mbox", "eml") if args.format == "both" else (args.format,)
-    s = await _with_progress(engine, lambda: backups.backup(root, formats=formats))
+    s = await with_progress(engine, lambda: backups.backup(root, formats=formats))
     say(f"backup: {s.describe()}")
     for e in s.errors[:20]:
         say(f"  error: {e}")
@@ -144,8 +144,8 @@ async def cmd_backup(engine: "Engine", args: argparse.Namespace) -> int:
 
 async def cmd_import(engine: "Engine", args: argparse.Namespace) -> int:
     backups = engine.backups
-    args.signals.graceful = _stop_with(backups.cancel)
-    s = await _with_progress(engine, lambda: backups.import_path(Path(args.path), args.to))
+    args.signals.graceful = stop_with(backups.cancel)
+    s = await with_progress(engine, lambda: backups.import_path(Path(args.path), args.to))
     say(f"import {args.path} → {s.folder or args.to}: {s.describe()}")
     for ref, reason in list(s.refused)[:50]:
         say(f"  refused {ref}: {reason}")
@@ -190,7 +190,7 @@ async def cmd_watch(engine: "Engine", args: argparse.Namespace) -> int:
             say(f"{n} new arrival(s)")
             return 0
         stop = asyncio.Event()
-        args.signals.graceful = _stop_with(stop.set)
+        args.signals.graceful = stop_with(stop.set)
         await engine.actions.start()
         try:
             await engine.monitor.run(stop)

@@ -34,7 +34,7 @@ from ..mail.compose import new_message_id
 from ..mail.headers import parse_message
 from ..mail.text import message_text
 from ..placements import Placements
-from ..store import Store
+from ..store import Store, while_busy
 from .arrivals import Arrivals
 from .classify import is_automated, is_bounce
 from .drafts import Drafts, reply_address
@@ -303,21 +303,14 @@ class Actions:
         """The rules for one arrival; a busy state file is waited out (the arrival stays
         unseen until it lands, so a later reconcile applies them if this process ends),
         any other failure is said once and the arrival taken as seen."""
-        delay = 0.2
-        for attempt in range(8):
-            try:
-                await self.on_arrival(arrival_id)
-                return
-            except StateFileError as e:
-                if attempt == 0:
-                    self.bus.publish(LogLine("warning", f"Auto rules for arrival #{arrival_id}: the state "
-                                                        f"file is busy ({sentence(e)}); trying again."))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            except Exception as e:  # noqa: BLE001 - one arrival's trouble stops no other
-                self.bus.publish(LogLine("warning", f"Auto rules for arrival #{arrival_id}: {sentence(e)}"))
-                await self.rules.claim(arrival_id)
-                return
+        def busy(e: StateFileError) -> None:
+            self.bus.publish(LogLine("warning", f"Auto rules for arrival #{arrival_id}: the state "
+                                                f"file is busy ({sentence(e)}); trying again."))
+        try:
+            await while_busy(lambda: self.on_arrival(arrival_id), 8, busy)
+        except Exception as e:  # noqa: BLE001 - one arrival's trouble stops no other
+            self.bus.publish(LogLine("warning", f"Auto rules for arrival #{arrival_id}: {sentence(e)}"))
+            await self.rules.claim(arrival_id)
 
     async def reconcile(self, older_than: float = 0.0) -> None:
         """Settle what a dead process left (core/transition/outcomes.py) and give the

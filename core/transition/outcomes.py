@@ -15,7 +15,6 @@ again at doubts the servers can settle. It never sends by itself.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import time
@@ -26,7 +25,7 @@ from ..errors import StateFileError, sentence
 from ..events import ActionChanged, EventBus, LogLine
 from ..net import smtp as smtpnet
 from ..placements import pid_alive
-from ..store import Store
+from ..store import Store, while_busy
 from .arrivals import Arrivals
 from .ledger import DELIVERED, SENDING, ActionLedger, ActionRow
 from .people import Correspondents
@@ -73,24 +72,19 @@ class Outcomes:
     async def _persist(self, aid: int, settle: Settle) -> None:
         """A busy state file is waited out; a write that keeps failing is kept for the
         runner (the row stays in ``inflight``: reconcile leaves it alone)."""
-        delay = 0.2
-        for attempt in range(6):
-            try:
-                await settle()
-            except StateFileError as e:
-                if attempt == 0:
-                    self.bus.publish(LogLine("warning", f"Action {aid}: the state file is busy "
-                                                        f"({sentence(e)}); trying again."))
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            except Exception:
-                self.inflight.discard(aid)
-                raise
-            else:
-                self.unsettled.pop(aid, None)
-                self.inflight.discard(aid)
-                return
-        self.unsettled[aid] = settle
+        def busy(e: StateFileError) -> None:
+            self.bus.publish(LogLine("warning", f"Action {aid}: the state file is busy "
+                                                f"({sentence(e)}); trying again."))
+        try:
+            landed = await while_busy(settle, 6, busy)
+        except Exception:
+            self.inflight.discard(aid)
+            raise
+        if landed:
+            self.unsettled.pop(aid, None)
+            self.inflight.discard(aid)
+        else:
+            self.unsettled[aid] = settle
 
     async def retry_unsettled(self) -> None:
         for aid, settle in list(self.unsettled.items()):

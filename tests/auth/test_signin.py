@@ -301,6 +301,32 @@ def test_cli_login_google_with_the_address_pasted(oauth, oauth_dovecot, mailserv
     assert tokens.read_signin("new", user.username)["provider"] == "google"
 
 
+def test_when_the_browser_comes_back_the_next_line_typed_is_not_eaten_by_the_paste_reader(
+        oauth, oauth_dovecot, mailserver, old_user, tmp_path, test_keyring, monkeypatch, capsys):
+    """``init`` signs in, then asks more questions: a paste reader left blocked on stdin
+    would take the answer to the next one."""
+    from switchover import cmd_auth
+    user = oauth_dovecot.add_user("gback")
+    cfg = load_config(config_for(tmp_path, mailserver, old_user, user,
+                                 new=oauth_side(oauth_dovecot, user, oauth.google())))
+    r, w = os.pipe()
+    stdin = os.fdopen(r, "r")
+    monkeypatch.setattr(sys, "stdin", stdin)
+    try:
+        flow = begin_sign_in(cfg.new)
+        landing = requests.get(flow.url, allow_redirects=False, timeout=10).headers["Location"]
+        threading.Timer(0.5, requests.get, args=(landing,), kwargs={"timeout": 10}).start()
+        cmd_auth._interactive(flow)
+        # the reader ended with the flow
+        assert not [t for t in threading.enumerate() if t.name == "switchover-paste"]
+        os.write(w, b"the answer to the next question\n")
+        assert sys.stdin.readline() == "the answer to the next question\n"
+    finally:
+        os.close(w)
+        stdin.close()
+    assert tokens.read_signin("new", user.username)["provider"] == "google"
+
+
 @pytest.mark.parametrize("provider", ["microsoft", "google"])
 def test_a_token_endpoint_down_is_a_connection_problem_not_a_sign_in(
         provider, oauth, mailserver, old_user, new_user, tmp_path, test_keyring):
