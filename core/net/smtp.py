@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import smtplib
 import socket
-import ssl
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -43,6 +43,9 @@ _THROTTLE = re.compile(
 COMMAND_TIMEOUT = 60.0
 #: the reply to the end of the message data (RFC 5321 §4.5.3.2.6: 10 minutes)
 DATA_TIMEOUT = 600.0
+#: a kept connection idle longer than this is not tried again (every notice preset's gap
+#: is shorter; servers may hang up after 5 minutes)
+IDLE_REUSE = 120.0
 
 
 class SmtpError(SwitchoverError):
@@ -146,7 +149,8 @@ def _login(conn: smtplib.SMTP, account: Account, secret: str) -> None:
 def send(account: Account, mail_from: str, rcpts: list[str], raw: bytes, *,
          timeout: float = COMMAND_TIMEOUT, data_timeout: float = DATA_TIMEOUT,
          secret: str | None = None, before_data: Callable[[], None] | None = None) -> SendResult:
-    """Send ``raw`` through ``account``'s SMTP server to ``rcpts``.
+    """Send ``raw`` through ``account``'s SMTP server to ``rcpts`` on a connection of its
+    own (a :class:`Session` used once).
 
     ``before_data`` is called (in this thread) after the server said 354 and before any
     byte of the message leaves; if it raises, the message is not sent (the connection is
@@ -156,67 +160,152 @@ def send(account: Account, mail_from: str, rcpts: list[str], raw: bytes, *,
     ended; temporary), SmtpError (refused; ``temporary`` / ``throttled`` say whether to
     retry) or SmtpInDoubt (the data ended but no answer came), each one sentence.
     """
-    ep = account.smtp
-    who = f"The {account.side} SMTP server"
-    if ep is None:
-        raise SwitchoverError(f"No SMTP server is configured for the {account.side} account; "
-                              f"add {account.side}.smtp (host, port, security) to the config.")
-    password = secret if secret is not None else account.secret()
-    conn: smtplib.SMTP | None = None
-    polite = True      # QUIT at the end; not while the server may still read message data
+    session = Session(account, timeout=timeout, secret=secret)
     try:
+        return session.send(mail_from, rcpts, raw, data_timeout=data_timeout, before_data=before_data)
+    finally:
+        session.close()
+
+
+class _Stale(Exception):
+    """A kept connection the server had closed meanwhile: nothing of the message left."""
+
+
+class Session:
+    """One SMTP connection kept between the messages of a campaign, so 300 notices are not
+    300 TLS handshakes and 300 logins (providers watch login counts). Blocking: one
+    worker thread at a time.
+
+    A connection idle longer than ``idle`` seconds is closed and a new one opened (RFC
+    5321 lets a server give up after 5 minutes). A kept connection the server closed
+    meanwhile — found when MAIL FROM meets a hang-up, a timeout or a 421 — is replaced
+    and the message tried once more on the new one: nothing of it had left, so this
+    cannot send it twice. Any failure drops the connection; the next message opens a
+    new one. ``opened`` counts the connections opened (tests, the benchmark).
+    """
+
+    def __init__(self, account: Account, *, timeout: float = COMMAND_TIMEOUT, idle: float = IDLE_REUSE,
+                 secret: str | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.account, self.timeout, self.idle, self.secret = account, timeout, idle, secret
+        self.clock = clock
+        self.opened = 0
+        self._conn: smtplib.SMTP | None = None
+        self._last = 0.0
+
+    @property
+    def who(self) -> str:
+        return f"The {self.account.side} SMTP server"
+
+    def send(self, mail_from: str, rcpts: list[str], raw: bytes, *, data_timeout: float = DATA_TIMEOUT,
+             before_data: Callable[[], None] | None = None) -> SendResult:
+        """As :func:`send` does, on the kept connection."""
+        if self.account.smtp is None:
+            raise SwitchoverError(f"No SMTP server is configured for the {self.account.side} account; "
+                                  f"add {self.account.side}.smtp (host, port, security) to the config.")
+        if self._conn is not None and self.clock() - self._last > self.idle:
+            self.close()
         try:
-            conn = _open(account, timeout)
+            return self._attempt(self._conn is not None, mail_from, rcpts, raw, data_timeout, before_data)
+        except _Stale:
+            return self._attempt(False, mail_from, rcpts, raw, data_timeout, before_data)
+
+    def close(self) -> None:
+        """QUIT the kept connection, if any."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            _hang_up(conn)
+
+    def _connect(self) -> smtplib.SMTP:
+        ep = self.account.smtp
+        assert ep is not None
+        password = self.secret if self.secret is not None else self.account.secret()
+        try:
+            conn = _open(self.account, self.timeout)
         except smtplib.SMTPResponseException as e:
-            raise _refusal(f"{who} {ep.host}:{ep.port} refused the connection",
+            raise _refusal(f"{self.who} {ep.host}:{ep.port} refused the connection",
                            e.smtp_code, e.smtp_error) from None
         except smtplib.SMTPException as e:
-            raise ConnectError(f"{who} {ep.host}:{ep.port}: {e or 'the connection broke'}.") from None
+            raise ConnectError(f"{self.who} {ep.host}:{ep.port}: {e or 'the connection broke'}.") from None
         except OSError as e:
-            raise ConnectError(f"{who}: {describe_os_error(ep.host, ep.port, e)}.") from None
-        _checked_login(conn, account, password, who)
-        options: list[str] = []
-        if any(b > 127 for b in raw) and conn.has_extn("8bitmime"):
-            options.append("BODY=8BITMIME")
-        if (not mail_from.isascii() or not all(r.isascii() for r in rcpts)) and conn.has_extn("smtputf8"):
-            options.append("SMTPUTF8")
-        tx = _Transaction(conn, who=f"{who} {ep.host}:{ep.port}", data_timeout=data_timeout,
-                          before_data=before_data)
+            raise ConnectError(f"{self.who}: {describe_os_error(ep.host, ep.port, e)}.") from None
+        self.opened += 1
         try:
-            refused = tx.run(mail_from, rcpts, raw, options)
-        except smtplib.SMTPRecipientsRefused as e:
-            parts = [f"{addr}: {code} {_reply_text(msg)}" for addr, (code, msg) in e.recipients.items()]
-            code = min((c for c, _ in e.recipients.values()), default=550)
-            temp = all(400 <= c < 500 for c, _ in e.recipients.values())
-            words = "; ".join(parts)
-            throttled = any(is_throttle(c, _reply_text(m)) for c, m in e.recipients.values())
-            kind = ("the server asks to slow down" if throttled
-                    else "temporary, will work later" if temp else "permanent")
-            raise SmtpError(f"{who} refused the recipient ({words}) ({kind}).", code=code,
-                            temporary=temp, throttled=throttled) from None
-        except smtplib.SMTPSenderRefused as e:
-            raise _refusal(f"{who} refused the sender {mail_from}", e.smtp_code, e.smtp_error) from None
-        except smtplib.SMTPDataError as e:
-            raise _refusal(f"{who} refused the message", e.smtp_code, e.smtp_error) from None
-        except smtplib.SMTPResponseException as e:
-            raise _refusal(f"{who} refused", e.smtp_code, e.smtp_error) from None
+            _checked_login(conn, self.account, password, self.who)
+        except BaseException:
+            _hang_up(conn)
+            raise
+        return conn
+
+    def _attempt(self, reused: bool, mail_from: str, rcpts: list[str], raw: bytes, data_timeout: float,
+                 before_data: Callable[[], None] | None) -> SendResult:
+        ep = self.account.smtp
+        assert ep is not None
+        who = self.who
+        tx: _Transaction | None = None
+        keep = False
+
+        def stale() -> bool:
+            # a kept connection that failed before any byte of the message left
+            return reused and (tx is None or not tx.in_data)
+
+        try:
+            if self._conn is None:
+                self._conn = self._connect()
+            conn = self._conn
+            options: list[str] = []
+            if any(b > 127 for b in raw) and conn.has_extn("8bitmime"):
+                options.append("BODY=8BITMIME")
+            if (not mail_from.isascii() or not all(r.isascii() for r in rcpts)) and conn.has_extn("smtputf8"):
+                options.append("SMTPUTF8")
+            tx = _Transaction(conn, who=f"{who} {ep.host}:{ep.port}", data_timeout=data_timeout,
+                              before_data=before_data)
+            try:
+                refused = tx.run(mail_from, rcpts, raw, options)
+            except smtplib.SMTPRecipientsRefused as e:
+                parts = [f"{addr}: {code} {_reply_text(msg)}" for addr, (code, msg) in e.recipients.items()]
+                code = min((c for c, _ in e.recipients.values()), default=550)
+                if code == 421 and stale():
+                    raise _Stale() from None
+                temp = all(400 <= c < 500 for c, _ in e.recipients.values())
+                words = "; ".join(parts)
+                throttled = any(is_throttle(c, _reply_text(m)) for c, m in e.recipients.values())
+                kind = ("the server asks to slow down" if throttled
+                        else "temporary, will work later" if temp else "permanent")
+                raise SmtpError(f"{who} refused the recipient ({words}) ({kind}).", code=code,
+                                temporary=temp, throttled=throttled) from None
+            except smtplib.SMTPSenderRefused as e:
+                if e.smtp_code == 421 and stale():
+                    raise _Stale() from None
+                raise _refusal(f"{who} refused the sender {mail_from}", e.smtp_code, e.smtp_error) from None
+            except smtplib.SMTPDataError as e:
+                raise _refusal(f"{who} refused the message", e.smtp_code, e.smtp_error) from None
+            except smtplib.SMTPResponseException as e:
+                raise _refusal(f"{who} refused", e.smtp_code, e.smtp_error) from None
+            accepted = tuple(r for r in rcpts if r not in refused)
+            keep = conn.sock is not None
+            return SendResult(accepted=accepted,
+                              refused={a: f"{c} {_reply_text(m)}" for a, (c, m) in refused.items()},
+                              response="accepted")
+        except smtplib.SMTPServerDisconnected as e:
+            if stale():
+                raise _Stale() from None
+            raise ConnectError(f"{who} {ep.host}:{ep.port} closed the connection ({e or 'no reason given'}).") from None
+        except (socket.timeout, TimeoutError):
+            if stale():
+                raise _Stale() from None
+            raise ConnectError(f"{who} {ep.host}:{ep.port} did not answer in time.") from None
+        except OSError as e:        # ssl.SSLError too
+            if stale():
+                raise _Stale() from None
+            raise ConnectError(f"{who}: {describe_os_error(ep.host, ep.port, e)}.") from None
         finally:
-            polite = not tx.in_data
-        accepted = tuple(r for r in rcpts if r not in refused)
-        return SendResult(accepted=accepted,
-                          refused={a: f"{c} {_reply_text(m)}" for a, (c, m) in refused.items()},
-                          response="accepted")
-    except smtplib.SMTPServerDisconnected as e:
-        raise ConnectError(f"{who} {ep.host}:{ep.port} closed the connection ({e or 'no reason given'}).") from None
-    except (socket.timeout, TimeoutError):
-        raise ConnectError(f"{who} {ep.host}:{ep.port} did not answer in time.") from None
-    except ssl.SSLError as e:
-        raise ConnectError(f"{who}: {describe_os_error(ep.host, ep.port, e)}.") from None
-    except OSError as e:
-        raise ConnectError(f"{who}: {describe_os_error(ep.host, ep.port, e)}.") from None
-    finally:
-        if conn is not None:
-            _hang_up(conn, polite=polite)
+            if keep:
+                self._last = self.clock()
+            else:
+                conn_, self._conn = self._conn, None
+                if conn_ is not None:
+                    # QUIT would be read as message text while the server is inside DATA
+                    _hang_up(conn_, polite=tx is None or not tx.in_data)
 
 
 def _hang_up(conn: smtplib.SMTP, *, polite: bool = True) -> None:

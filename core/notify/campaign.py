@@ -28,9 +28,10 @@ import email.policy
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Protocol
 
-from ..config import Config
+from ..config import Account, Config
 from ..context import Accounts, Blocking
 from ..errors import AuthError, ConnectError, SwitchoverError, sentence
 from ..events import CampaignProgress, EventBus, LogLine, NoticeChanged
@@ -127,6 +128,22 @@ class Postman:
         self.config, self.placements = config, placements
         #: how long the answer to the end of the data is awaited (tests shorten it)
         self.data_timeout = smtpnet.DATA_TIMEOUT
+        #: the SMTP connection kept through one run (``connection()``); None: one each
+        self.session: smtpnet.Session | None = None
+        #: the new Sent folder's name, looked up once per run (``connection()``)
+        self._sent: tuple[str | None] | None = None
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator["Postman"]:
+        """Keep one SMTP connection (and the Sent folder's name) for the notices sent
+        inside: a campaign logs in once, not once per person."""
+        self.session = smtpnet.Session(self.accounts.account("new"))
+        self._sent = None
+        try:
+            yield self
+        finally:
+            session, self.session, self._sent = self.session, None, None
+            await self.blocking.run(session.close)
 
     def changed(self, row: NoticeRow, state: str, detail: str = "") -> None:
         self.bus.publish(NoticeChanged(row.address, kind_of(row.campaign), state, detail, time.time()))
@@ -143,9 +160,16 @@ class Postman:
 
         account = self.accounts.account("new")
         self.changed(row, "sending")
+        session = self.session
         try:
-            await self.blocking.run(smtpnet.send, account, self.config.identity.new_address, [row.address],
-                                    raw, before_data=before_data, data_timeout=self.data_timeout)
+            if session is not None:
+                session.account = account       # a secret typed meanwhile serves the next login
+                await self.blocking.run(session.send, self.config.identity.new_address, [row.address], raw,
+                                        before_data=before_data, data_timeout=self.data_timeout)
+            else:
+                await self.blocking.run(smtpnet.send, account, self.config.identity.new_address,
+                                        [row.address], raw, before_data=before_data,
+                                        data_timeout=self.data_timeout)
         except smtpnet.SmtpInDoubt as e:
             return await self._end(row, "doubt", f"{sentence(e)} Not sent again by itself: if it arrived, "
                                                  f"settle it --delivered; if not, --resend (same Message-ID).")
@@ -194,6 +218,14 @@ class Postman:
         return await self._end(row, "failed", words)
 
     # -- the copy in Sent ---------------------------------------------------------------------
+    async def _sent_folder(self, account: Account) -> str | None:
+        if self.session is not None and self._sent is not None:
+            return self._sent[0]
+        found = await self.blocking.run(sentbox.sent_name, account)
+        if self.session is not None:
+            self._sent = (found,)
+        return found
+
     async def copy(self, row: NoticeRow, raw: bytes) -> None:
         """A copy of what went in the new Sent folder, once (core/placements.py decides);
         never a reason to send again, only noted."""
@@ -202,7 +234,7 @@ class Postman:
             await self.ledger.set_copy(row.id, "filed by the server")
             return
         try:
-            folder = await self.blocking.run(sentbox.sent_name, account)
+            folder = await self._sent_folder(account)
             if folder is None:
                 await self.ledger.set_copy(row.id, "none: the new mailbox has no Sent folder")
                 return
@@ -274,6 +306,10 @@ class CampaignRun:
                                           state, rate, self.pacer.eta(left) if left else 0.0, detail))
 
     async def run(self, rows: list[NoticeRow]) -> RunResult:
+        async with self.postman.connection():
+            return await self._run(rows)
+
+    async def _run(self, rows: list[NoticeRow]) -> RunResult:
         result = RunResult(self.campaign, len(rows))
         temporary = 0
         i = 0

@@ -37,11 +37,18 @@ class TestResult:
 async def run_tests(ledger: NoticeLedger, postman: Postman, composer: Composer, accounts: Accounts,
                     blocking: Blocking, config: Config, languages: list[str],
                     timeout: float) -> list[TestResult]:
-    ident = config.identity
     # one campaign name per run: two tests within one second must not meet in the ledger
     # (the second would find the first's rows already sent and send nothing)
     stamp = f"{time.strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}"
     sent: list[tuple[TestResult, float, str]] = []
+    async with postman.connection():
+        await _send_tests(ledger, postman, composer, config, languages, stamp, sent)
+    return await _arrivals(accounts, blocking, sent, timeout)
+
+
+async def _send_tests(ledger: NoticeLedger, postman: Postman, composer: Composer, config: Config,
+                      languages: list[str], stamp: str, sent: list[tuple[TestResult, float, str]]) -> None:
+    ident = config.identity
     for lang in languages:
         for side, address in (("old", ident.old_address), ("new", ident.new_address)):
             campaign = f"test-{stamp}-{lang}"
@@ -56,7 +63,6 @@ async def run_tests(ledger: NoticeLedger, postman: Postman, composer: Composer, 
             reply = (await ledger.get(claimed.id)).reply
             sent.append((TestResult(lang, side, address, state, None, reply), time.monotonic(),
                          claimed.message_id))
-    return await _arrivals(accounts, blocking, sent, timeout)
 
 
 async def _arrivals(accounts: Accounts, blocking: Blocking, sent: list[tuple[TestResult, float, str]],

@@ -35,7 +35,8 @@ class SmtpServer:
     before the delayed answer), so a test can act inside the window. ``release()`` ends
     every delay at once (``stop`` calls it). ``files_sent`` makes the server file a copy
     of what a user of the attached MailServer sends in that user's Sent folder, as Gmail
-    and Outlook do.
+    and Outlook do. ``mail_reply`` answers the next MAIL FROM once (a server giving up on
+    a kept connection says 421 there). ``logins`` lists every AUTH (one per connection).
     """
 
     def __init__(self, mailserver: MailServer | None = None, *,
@@ -56,6 +57,8 @@ class SmtpServer:
         self.reply_delay: float = 0.0
         self.drop_after_data = False
         self.files_sent = False
+        #: the answer to the next MAIL FROM, once ("421 4.4.2 idle too long")
+        self.mail_reply: str | None = None
         self._release = threading.Event()
         self._cond = threading.Condition()
         self._loop: ServerLoop | None = None
@@ -71,6 +74,15 @@ class SmtpServer:
         outer = self
 
         class Handler:
+            async def handle_MAIL(self, server: Any, session: Any, envelope: Any,
+                                  address: str, mail_options: list[str]) -> str:
+                reply, outer.mail_reply = outer.mail_reply, None
+                if reply:
+                    return reply
+                envelope.mail_from = address
+                envelope.mail_options.extend(mail_options)
+                return "250 OK"
+
             async def handle_RCPT(self, server: Any, session: Any, envelope: Any,
                                   address: str, rcpt_options: list[str]) -> str:
                 reply = outer.reject.get(address.lower())
