@@ -130,6 +130,8 @@ class Postman:
         self.data_timeout = smtpnet.DATA_TIMEOUT
         #: the SMTP connection kept through one run (``connection()``); None: one each
         self.session: smtpnet.Session | None = None
+        #: the new mailbox's IMAP connection for the copies, kept through one run
+        self.imap: sentbox.Kept | None = None
         #: the new Sent folder's name, looked up once per run (``connection()``)
         self._sent: tuple[str | None] | None = None
 
@@ -138,12 +140,14 @@ class Postman:
         """Keep one SMTP connection (and the Sent folder's name) for the notices sent
         inside: a campaign logs in once, not once per person."""
         self.session = smtpnet.Session(self.accounts.account("new"))
+        self.imap = sentbox.Kept(self.accounts.account("new"))
         self._sent = None
         try:
             yield self
         finally:
-            session, self.session, self._sent = self.session, None, None
+            session, imap, self.session, self.imap, self._sent = self.session, self.imap, None, None, None
             await self.blocking.run(session.close)
+            await self.blocking.run(imap.close)
 
     def changed(self, row: NoticeRow, state: str, detail: str = "") -> None:
         self.bus.publish(NoticeChanged(row.address, kind_of(row.campaign), state, detail, time.time()))
@@ -219,12 +223,12 @@ class Postman:
 
     # -- the copy in Sent ---------------------------------------------------------------------
     async def _sent_folder(self, account: Account) -> str | None:
-        if self.session is not None and self._sent is not None:
-            return self._sent[0]
-        found = await self.blocking.run(sentbox.sent_name, account)
-        if self.session is not None:
-            self._sent = (found,)
-        return found
+        if self.imap is None:
+            return await self.blocking.run(sentbox.sent_name, account)
+        if self._sent is None:
+            self.imap.account = account
+            self._sent = (await self.blocking.run(self.imap.sent_name),)
+        return self._sent[0]
 
     async def copy(self, row: NoticeRow, raw: bytes) -> None:
         """A copy of what went in the new Sent folder, once (core/placements.py decides);
@@ -255,7 +259,11 @@ class Postman:
                     return
             assert pid is not None
             try:
-                uv, uid = await self.blocking.run(sentbox.append_to, account, folder, raw)
+                if self.imap is not None:
+                    self.imap.account = account
+                    uv, uid = await self.blocking.run(self.imap.append_to, folder, raw)
+                else:
+                    uv, uid = await self.blocking.run(sentbox.append_to, account, folder, raw)
             except sentbox.Refused:
                 await self.placements.drop([pid])
                 raise

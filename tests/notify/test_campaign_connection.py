@@ -10,6 +10,7 @@ import pytest
 
 from switchover.core.net import smtp as smtpnet
 from tests.notify.campaign_support import TRANSITION, SimClock, StandIn, engine_with, person, sent_to
+from tests.support.mailboxes import via_proxy
 from tests.support.proxy import Proxy
 
 pytestmark = pytest.mark.timeout(60)
@@ -18,29 +19,44 @@ PEOPLE = [f"p{i}@example.net" for i in range(6)]
 
 
 async def test_a_campaign_logs_in_once(make_engine, mailserver, old_user, new_user, smtp_server):
-    eng = await engine_with(make_engine, old_user, new_user, smtp_server,
-                            StandIn(notice=[person(a) for a in PEOPLE]))
-    before = len(smtp_server.logins)
-    result = await eng.notices.send("notice")
+    with Proxy(mailserver.host, mailserver.imap_port) as imap:
+        eng = await make_engine(old_user, new_user, smtp=smtp_server, transition=TRANSITION,
+                                notices={"per_hour": 36000, "per_day": 100000}, new=via_proxy(imap))
+        eng.notices.people = StandIn(notice=[person(a) for a in PEOPLE])
+        clock = SimClock()
+        eng.notices.clock, eng.notices.sleep = clock.time, clock.sleep
+        before = len(smtp_server.logins)
+        result = await eng.notices.send("notice")
+        imap_logins = imap.connections_total
     assert result.tally.sent == len(PEOPLE) and result.left == 0
     assert len(smtp_server.logins) - before == 1
+    assert imap_logins == 1            # the Sent folder's name and every copy: one IMAP login
     assert all(len(sent_to(smtp_server, a)) == 1 for a in PEOPLE)
-    # the Sent folder is looked up once too: every copy placed
     for a in PEOPLE:
         assert (await eng.notices.ledger.find("notice", a)).sent_copy == "placed"
+    assert len(mailserver.messages(new_user, "Sent")) == len(PEOPLE)
 
 
 async def test_a_hang_up_between_two_notices_is_a_new_connection_not_a_doubt(
         make_engine, mailserver, old_user, new_user, smtp_server):
-    with Proxy(smtp_server.host, smtp_server.port) as proxy:
+    with Proxy(smtp_server.host, smtp_server.port) as proxy, \
+            Proxy(mailserver.host, mailserver.imap_port) as imap:
         eng = await make_engine(old_user, new_user, smtp=smtp_server, transition=TRANSITION,
                                 notices={"per_hour": 3600, "per_day": 100000},
-                                new={"smtp": {"host": proxy.host, "port": proxy.port, "security": "none"}})
+                                new={**via_proxy(imap),
+                                     "smtp": {"host": proxy.host, "port": proxy.port, "security": "none"}})
         eng.notices.people = StandIn(notice=[person(a) for a in PEOPLE])
-        clock = SimClock(on_sleep=lambda s: proxy.drop_all())     # the server gives up while we wait
+
+        def hang_up(seconds: float) -> None:        # both servers give up while we wait
+            proxy.drop_all()
+            imap.drop_all()
+        clock = SimClock(on_sleep=hang_up)
         eng.notices.clock, eng.notices.sleep = clock.time, clock.sleep
         before = len(smtp_server.logins)
         result = await eng.notices.send("notice")
+    for a in PEOPLE:
+        assert (await eng.notices.ledger.find("notice", a)).sent_copy == "placed"
+    assert len(mailserver.messages(new_user, "Sent")) == len(PEOPLE)
     assert len(smtp_server.logins) - before == len(PEOPLE)
     assert (result.tally.sent, result.tally.doubt, result.tally.failed, result.tally.retried) == \
         (len(PEOPLE), 0, 0, 0)
