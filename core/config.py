@@ -188,6 +188,8 @@ class TransitionSettings:
 class NoticeSettings:
     """The change notice (core/notify/, issue 12): texts, pacing, the final reminder."""
     reason: str = ""                          # optional one-line reason shown in the notice
+    #: the reason per language ((code, line), ...) when notices.reason is a mapping
+    reasons: tuple[tuple[str, str], ...] = ()
     internal_domains: tuple[str, ...] = ()    # colleagues' domains besides the new address's
     vcard: bool = True                        # attach the new contact as a vCard
     templates: Path | None = None             # the user's template directory (overrides built-ins)
@@ -197,6 +199,15 @@ class NoticeSettings:
     signature: str = ""                       # "" = identity.signature, else one built from below
     company: str = ""                         # "" = identity.company
     phone: str = ""                           # shown in the built signature and the vCard
+
+    def reason_for(self, lang: str) -> str:
+        """The reason line of a notice in ``lang``: the line written for that language,
+        else the English one, else the one line for all (a mapping without either: none —
+        a line in a third language would puzzle more than it explains)."""
+        if not self.reasons:
+            return self.reason
+        given = dict(self.reasons)
+        return given.get(lang) or given.get("en", "")
 
 
 @dataclass(frozen=True)
@@ -486,8 +497,19 @@ def _notices(r: Reader, data: Any, path: Path, warnings: list[str]) -> NoticeSet
                             f"with 'switchover notify --templates {folder}').")
     pacing = {k: None if n.get(k) is None else r.integer(n, "notices", k, 0, 1, 100_000)
               for k in ("per_hour", "per_day")}
+    reason, reasons = "", []
+    if isinstance(n.get("reason"), dict):
+        for code, line in n["reason"].items():
+            lang = str(code).strip().lower()
+            if not re.fullmatch(r"[a-z]{2,3}", lang):
+                raise r.fail(f"notices.reason.{code}", "is not a language code (write it like en, zh, es).")
+            if not isinstance(line, str):
+                raise r.fail(f"notices.reason.{code}", "must be one line of text.")
+            reasons.append((lang, " ".join(line.split())))
+    else:
+        reason = " ".join((r.string(n, "notices", "reason", "") or "").split())
     return NoticeSettings(
-        reason=" ".join((r.string(n, "notices", "reason", "") or "").split()),
+        reason=reason, reasons=tuple(reasons),
         internal_domains=tuple(domains),
         vcard=r.boolean(n, "notices", "vcard", True),
         templates=templates,

@@ -145,7 +145,7 @@ class NoticeComposer:
             "font": _safe_font(str(words.get("font") or _FONT)),
             "name": ident.name, "company": self._company(), "phone": self.notices.phone,
             "old_address": ident.old_address, "new_address": ident.new_address,
-            "reason": self.notices.reason,
+            "reason": self.notices.reason_for(lang),
             "signature": signature, "signature_lines": signature.split("\n"),
             "recipient": recipient,
             "recipient_name": clean_name(recipient.name) if recipient else "",

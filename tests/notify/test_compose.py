@@ -138,6 +138,17 @@ def test_names_and_reason_are_escaped():
     assert "<script>alert(1)</script> Ana" in r.text     # text is text
 
 
+def test_a_reason_per_language_goes_in_that_language_and_english_stands_in():
+    c = NoticeComposer(config(reasons=(("en", "We moved to our own mail system."),
+                                       ("zh", "公司已启用自己的邮件系统。"))))
+    assert "公司已启用自己的邮件系统。" in c.render("notice", person("zh", "王伟")).text
+    en = c.render("notice", person("en")).text
+    assert "We moved to our own mail system." in en and "公司" not in en
+    assert "We moved to our own mail system." in c.render("notice", person("pt")).text
+    none = NoticeComposer(config(reasons=(("zh", "公司已启用自己的邮件系统。"),)))
+    assert "公司" not in none.render("notice", person("es")).text
+
+
 def test_missing_close_date_is_one_sentence():
     cfg = config()
     cfg = replace(cfg, transition=replace(cfg.transition, close_date=None))

@@ -57,6 +57,28 @@ def test_values_are_read(tmp_path):
     assert not cfg.warnings
 
 
+def test_reason_per_language(tmp_path):
+    cfg = load(tmp_path, """\
+        notices:
+          reason: {EN: "  We moved.  ", zh: 公司已启用自己的邮件系统。}
+        """)
+    n = cfg.notices
+    assert n.reasons == (("en", "We moved."), ("zh", "公司已启用自己的邮件系统。")) and n.reason == ""
+    assert n.reason_for("zh") == "公司已启用自己的邮件系统。"
+    assert n.reason_for("es") == "We moved."
+    assert NoticeSettings(reason="One line.").reason_for("ar") == "One line."
+    with pytest.raises(ConfigError, match=r"'notices.reason.English' \(line \d+\): is not a language code"):
+        load(tmp_path, """\
+            notices:
+              reason: {English: We moved.}
+            """)
+    with pytest.raises(ConfigError, match="notices.reason.en.*one line of text"):
+        load(tmp_path, """\
+            notices:
+              reason: {en: [a, b]}
+            """)
+
+
 def test_missing_template_folder_is_a_warning(tmp_path):
     cfg = load(tmp_path, "notices: {templates: nowhere}\n")
     assert cfg.notices.templates == tmp_path / "nowhere"
