@@ -359,6 +359,18 @@ class SwitchoverApp(Logins, App[None]):
         except Exception:
             return None
 
+    async def action_quit(self) -> None:
+        """Quit; a campaign that is sending stops between two messages first (a quit in
+        the middle of one would leave it 'sending', or in doubt if its data had left)."""
+        engine = self.engine
+        if engine is not None and engine.notices.sending:
+            self.notify("Stopping the campaign after the message in flight …", timeout=10)
+            deadline = asyncio.get_running_loop().time() + 30
+            while engine.notices.sending and asyncio.get_running_loop().time() < deadline:
+                engine.notices.cancel()
+                await asyncio.sleep(0.1)
+        self.exit()
+
     def action_help(self) -> None:
         self.push_screen(help_for(self, self.screen, self.active_pane))
 

@@ -97,6 +97,10 @@ def progress_text(ev: CampaignProgress | None) -> str:
     return line + (f" — {ev.detail}" if ev.detail else "")
 
 
+#: narrower than this, the preview goes under the list instead of beside it
+STACK_BELOW = 130
+
+
 class NoticesScreen(Screen[None]):
     """The campaign: counts, progress, people, preview."""
 
@@ -110,6 +114,11 @@ class NoticesScreen(Screen[None]):
     /* the text part is wrapped at 76 columns: 76 + padding + border + scrollbar */
     NoticesScreen #notices-scroll { width: 82; max-width: 70%; border-left: solid $primary; }
     NoticesScreen #notices-preview { padding: 0 1; }
+    /* narrower than list + 76-column text: the text goes under the list, whole lines */
+    NoticesScreen.-stacked #notices-body { layout: vertical; }
+    NoticesScreen.-stacked #notices-table { width: 1fr; height: 1fr; min-width: 0; }
+    NoticesScreen.-stacked #notices-scroll { width: 1fr; max-width: 100%; height: 1fr;
+                                             border-left: none; border-top: solid $primary; }
     NoticesScreen #notices-keys { height: 1; padding: 0 1; }
     """
     BINDINGS = [
@@ -154,6 +163,10 @@ class NoticesScreen(Screen[None]):
         self.set_interval(REFRESH_SECONDS, self._tick)
         self.serial.run("load", self._load)
         table.focus()
+
+    def on_resize(self, event: Any) -> None:
+        # the list wants ~48 columns beside the 82 of the text; below that, one above the other
+        self.set_class(event.size.width < STACK_BELOW, "-stacked")
 
     def on_unmount(self) -> None:
         if self._unsubscribe is not None:

@@ -128,6 +128,8 @@ class Postman:
         self.config, self.placements = config, placements
         #: how long the answer to the end of the data is awaited (tests shorten it)
         self.data_timeout = smtpnet.DATA_TIMEOUT
+        #: the rows this process is delivering now (never "abandoned" while here)
+        self.busy: set[int] = set()
         #: the SMTP connection kept through one run (``connection()``); None: one each
         self.session: smtpnet.Session | None = None
         #: the new mailbox's IMAP connection for the copies, kept through one run
@@ -155,6 +157,13 @@ class Postman:
     async def deliver(self, row: NoticeRow, raw: bytes, *, copy: bool = True) -> str:
         """sent | doubt | bounced | failed | retry (back in the queue) | skip (not ours
         any more, nothing sent); raises Stopped."""
+        self.busy.add(row.id)
+        try:
+            return await self._deliver(row, raw, copy=copy)
+        finally:
+            self.busy.discard(row.id)
+
+    async def _deliver(self, row: NoticeRow, raw: bytes, *, copy: bool) -> str:
         loop = asyncio.get_running_loop()
 
         def before_data() -> None:   # worker thread: the write commits before data leaves

@@ -201,24 +201,8 @@ class Notices:
         """Settle rows a dead process left 'sending' (never by sending): nothing left the
         machine → queued; the data went out → sent when the Sent folder shows it, else
         doubt. Also looks again at doubts and places missing copies in Sent."""
-        settled = 0
+        settled = await self.settle_abandoned()
         account = self.accounts.account("new")
-        for r in await self.ledger.sending():
-            if r.claimed_by is not None and (r.claimed_by == _pid() and self.run is not None
-                                             or r.claimed_by != _pid() and pid_alive(r.claimed_by)):
-                continue
-            dead = r.claimed_by
-            if r.data_at is None:
-                if await self.ledger.requeue(r.id, "interrupted before anything was sent", counts=False,
-                                             claimer=dead):
-                    self._changed(r, "queued", "interrupted before anything was sent")
-            elif await self._in_sent(r):
-                if await self.ledger.finish(r.id, "sent", "found in the Sent folder after a restart", claimer=dead):
-                    self._changed(r, "sent", "found in Sent after a restart")
-            elif await self.ledger.finish(r.id, "doubt", "the process sending it stopped after the data went "
-                                          "out; it may or may not have been delivered", claimer=dead):
-                self._changed(r, "doubt", "interrupted while the server had the message")
-            settled += 1
         for r in await self.ledger.rows(None, ("doubt",)):
             if await self._in_sent(r) and await self.ledger.finish(
                     r.id, "sent", "found in the Sent folder: the server took it", from_states=("doubt",)):
@@ -228,6 +212,45 @@ class Notices:
             if not r.sent_copy and not r.campaign.startswith("test") and account.smtp is not None:
                 when = dt.datetime.fromtimestamp(r.data_at or r.sent or time.time()).astimezone()
                 await self.postman.copy(r, render(self.composer, r, when))
+        return settled
+
+    async def settle_abandoned(self) -> int:
+        """What a gone process left 'sending': queued again when nothing had left, else
+        sent when the new Sent folder shows it, else in doubt (never sent again here)."""
+        settled = await self.requeue_abandoned()
+        for r in await self._abandoned():
+            dead = r.claimed_by
+            if r.data_at is None:
+                continue                # queued again meanwhile, or by another process
+            if await self._in_sent(r):
+                if await self.ledger.finish(r.id, "sent", "found in the Sent folder after a restart", claimer=dead):
+                    self._changed(r, "sent", "found in Sent after a restart")
+            elif await self.ledger.finish(r.id, "doubt", "the process sending it stopped after the data went "
+                                          "out; it may or may not have been delivered", claimer=dead):
+                self._changed(r, "doubt", "interrupted while the server had the message")
+            settled += 1
+        return settled
+
+    async def _abandoned(self) -> list[NoticeRow]:
+        """Rows left 'sending' by a process that is gone, or by this one when nothing here
+        is sending them (a run cancelled mid-message)."""
+        def held(r: NoticeRow) -> bool:
+            if r.claimed_by is None:
+                return False
+            if r.claimed_by == _pid():
+                return self.run is not None or r.id in self.postman.busy
+            return pid_alive(r.claimed_by)
+        return [r for r in await self.ledger.sending() if not held(r)]
+
+    async def requeue_abandoned(self) -> int:
+        """Rows a gone process left 'sending' before any byte of the message left go back
+        in the queue: nothing was sent, so nothing to look up (the state file alone)."""
+        settled = 0
+        for r in await self._abandoned():
+            if r.data_at is None and await self.ledger.requeue(
+                    r.id, "interrupted before anything was sent", counts=False, claimer=r.claimed_by):
+                self._changed(r, "queued", "interrupted before anything was sent")
+                settled += 1
         return settled
 
     async def _in_sent(self, row: NoticeRow) -> bool:
@@ -289,8 +312,11 @@ class Notices:
         if scan:
             try:
                 await self.scan_bounces()
+                await self.settle_abandoned()   # what a gone process left sending
             except Exception as e:  # noqa: BLE001 - the counts still show; the problem is said
                 problem = sentence(e)
+        else:
+            await self.requeue_abandoned()
         rows = await self.ledger.rows()
         bounced = [PersonNote(r.address, r.campaign, r.bounce or r.reply) for r in rows if r.state == "bounced"]
         doubts = [PersonNote(r.address, r.campaign, r.reply) for r in rows if r.state == "doubt"]

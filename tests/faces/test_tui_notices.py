@@ -88,3 +88,41 @@ async def test_d_decides_a_notice_in_doubt(make_engine, mailserver, old_user, ne
         await pilot.press("a")
         await until(pilot, lambda: screen.rows and screen.rows[0][2] == "sent")
         assert smtp_server.taken == 1 and "sent" in screen.message
+
+
+async def test_quitting_while_a_campaign_sends_stops_it_between_two_messages(
+        make_engine, mailserver, old_user, new_user, smtp_server) -> None:
+    people = StandIn(notice=[person(f"q{i}@example.net") for i in range(6)])
+    eng = await engine_with(make_engine, old_user, new_user, smtp_server, people)
+    eng.notices.clock, eng.notices.sleep = time.time, asyncio.sleep
+    smtp_server.reply_delay = 0.6             # every message takes a while to be answered
+    app = SwitchoverApp(eng, start_background=False)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await asyncio.wait_for(app.ready.wait(), 20)
+        await pilot.press("C")
+        await until(pilot, lambda: isinstance(app.screen, NoticesScreen) and len(app.screen.rows) == 6)
+        await pilot.press("s")
+        await until(pilot, lambda: isinstance(app.screen, Ask))
+        await pilot.press("y")
+        await until(pilot, lambda: smtp_server.taken >= 1)      # the server holds a message now
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: not eng.notices.sending)
+    states = [r.state for r in await eng.notices.ledger.rows("notice")]
+    assert "sending" not in states and "doubt" not in states, states
+    assert 1 <= states.count("sent") < 6 and states.count("sent") + states.count("queued") == 6
+    assert states.count("sent") == smtp_server.taken
+
+
+async def test_a_row_a_gone_process_left_before_its_data_shows_queued_not_sending(
+        make_engine, mailserver, old_user, new_user, smtp_server) -> None:
+    from switchover.core.mail.compose import new_message_id
+    eng = await engine_with(make_engine, old_user, new_user, smtp_server, StandIn())
+    ledger = eng.notices.ledger
+    await ledger.enqueue("notice", [person("gone@example.net")], [new_message_id(new_user.address)])
+    claimed = await ledger.claim((await ledger.rows("notice"))[0].id)
+    assert claimed is not None
+    # what a process killed between the claim and the data leaves: claimed by a pid now gone
+    await eng.store.execute("UPDATE notices SET claimed_by=? WHERE id=?", (2 ** 22 + 12345, claimed.id))
+    await eng.notices.status(scan=False)          # what the campaign screen reads
+    assert [r.state for r in await ledger.rows("notice")] == ["queued"]
+    assert smtp_server.taken == 0
