@@ -158,6 +158,29 @@ def test_completion_scripts():
             subprocess.run([shell, "-n"], input=text, text=True, check=True)
 
 
+@pytest.mark.skipif(not shutil.which("fish"), reason="fish is not installed (.ci/run installs it)")
+def test_fish_completes_commands_choices_and_options(tmp_path):
+    (tmp_path / "switchover.fish").write_text(run("completion", "fish").stdout)
+    asked = {"switchover mi": "migrate\t", "switchover autoreply ": "status",
+             "switchover migrate --": "--dry-run\t"}
+    script = "; ".join([f"source {tmp_path / 'switchover.fish'}"]
+                       + [f"complete -C '{line}'; echo ==" for line in asked])
+    out = subprocess.run(["fish", "--no-config", "-c", script], capture_output=True, text=True,
+                         timeout=30, check=True).stdout.split("==\n")
+    for (line, want), got in zip(asked.items(), out):
+        assert want in got, (line, got)
+    assert set(out[1].split()) == {"on", "off", "status"}
+
+
+@pytest.mark.skipif(not shutil.which("zsh"), reason="zsh is not installed (.ci/run installs it)")
+def test_zsh_compinit_takes_the_script(tmp_path):
+    (tmp_path / "_switchover").write_text(run("completion", "zsh").stdout)
+    out = subprocess.run(["zsh", "-f", "-c", f"fpath=({tmp_path} $fpath); autoload -U compinit; "
+                          f"compinit -u -d {tmp_path / 'zcompdump'}; print -- $_comps[switchover]"],
+                         capture_output=True, text=True, timeout=30, check=True)
+    assert out.stdout.strip() == "_switchover", out.stdout + out.stderr
+
+
 # -- log file ---------------------------------------------------------------------------
 
 def test_the_log_says_what_ran_and_never_the_password(tmp_path):
