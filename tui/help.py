@@ -72,7 +72,8 @@ def help_for(app: App, screen: Screen, pane: "Pane | None") -> HelpScreen:
     # those: cancel only while something runs) — help tells what exists
     for b in pane.BINDINGS if pane is not None else []:
         if isinstance(b, Binding) and b.description:
-            pane_keys.setdefault(b.description, []).append(key_label(app, b.key))
+            # the footer's label is short; the tooltip, when given, says it whole
+            pane_keys.setdefault(b.tooltip or b.description, []).append(key_label(app, b.key))
     title = pane.HELP_TITLE if pane is not None else "switchover"
     about = pane.HELP_ABOUT if pane is not None else ""
     return HelpScreen(

@@ -116,14 +116,18 @@ class PeoplePane(Pane):
                   "who already writes to it (switched). Your choices override switchover's "
                   "guesses and survive every rescan.")
     BINDINGS = [
-        Binding("n", "notify", "Notify y/n", id="people.notify"),
-        Binding("N", "notify_group", "Group y/n", id="people.notify_group"),
-        Binding("t", "group", "Group", id="people.group"),
-        Binding("l", "language", "Language", id="people.language"),
-        Binding("f", "show_group", "Show group", id="people.show_group"),
-        Binding("slash", "filter", "Filter", id="people.filter"),
-        Binding("m", "more", "More", id="people.more"),
-        Binding("g", "reload", "Reload", id="people.reload"),
+        # short labels: the footer holds them all in 80 columns; help shows the tooltips
+        Binding("n", "notify", "Notify", tooltip="Notify this person: yes / no", id="people.notify"),
+        Binding("N", "notify_group", "Notify group", tooltip="Notify this person's whole group: yes / no",
+                id="people.notify_group"),
+        Binding("t", "group", "Group", tooltip="Put this person in another group", id="people.group"),
+        Binding("l", "language", "Lang", tooltip="The language of this person's notice",
+                id="people.language"),
+        Binding("f", "show_group", "Show", tooltip="Show one group only (or everyone)",
+                id="people.show_group"),
+        Binding("slash", "filter", "Filter", tooltip="Show the people whose address or name holds a text", id="people.filter"),
+        Binding("m", "more", "More", tooltip="Show the next page of people", id="people.more"),
+        Binding("g", "reload", "Reload", show=False, tooltip="Read the people again", id="people.reload"),
     ]
 
     def __init__(self, **kwargs: Any) -> None:
@@ -270,6 +274,14 @@ class PeoplePane(Pane):
                     row = at
                 table.move_cursor(row=min(row, table.row_count - 1), animate=False)
         self.count = len(rows)
+        self.refresh_bindings()         # "m More" shows only while there is more
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if not super().check_action(action, parameters):
+            return False
+        if action == "more":             # hidden (False) when everyone is shown
+            return self.count >= self.limit and self.limit < MAX_ROWS
+        return True
 
     def handle_events(self, events: list[Event]) -> None:
         # new arrivals and sent reminders change who is known / notified / switched

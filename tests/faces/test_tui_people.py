@@ -97,3 +97,20 @@ async def test_people_pane_groups_choices_and_trend(make_engine: Any, mailserver
         await pilot.press("down", "down", "enter")                        # everyone, customer, supplier
         await settle(pilot, pane)
         assert [str(k.value) for k in table.rows] == [WANG]
+
+
+async def test_at_80_columns_the_footer_holds_every_people_key_and_quit(
+        make_engine: Any, mailserver: Any, old_user: Any, new_user: Any) -> None:
+    from textual.widgets._footer import FooterKey
+    fill(mailserver, old_user)
+    eng = await make_engine(old_user, new_user)
+    await eng.correspondents.scan_history()
+    app = SwitchoverApp(eng, start_background=False, initial_tab="people")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await asyncio.wait_for(app.ready.wait(), 20)
+        await settle(pilot, app.pane("people"))
+        keys = list(app.screen.query(FooterKey))
+        shown = [k.description for k in keys]
+        assert {"Notify", "Notify group", "Group", "Lang", "Show", "Filter", "Quit", "Help"} <= set(shown), shown
+        assert "More" not in shown and "Reload" not in shown        # everyone fits; reload is in help
+        assert max(k.region.right for k in keys) <= 80, [(k.description, k.region) for k in keys]
