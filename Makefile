@@ -32,6 +32,7 @@ demo: setup
 bench: setup
 	$(PY) -m bench
 	$(PY) -m bench.tui_memory
+	$(PY) -m bench.campaign
 
 # the dashboard's memory after 10,000 and 50,000 arrivals (fails above 120 MB)
 bench-tui: setup

@@ -41,6 +41,7 @@ class Texts:
         for env in (self.html, self.text):
             env.filters["direction"] = direction
         self._words: dict[str, dict[str, Any]] = {}
+        self._said: dict[str, jinja2.Template] = {}
 
     def kinds(self) -> dict[str, tuple[str, ...]]:
         """kind → the languages with both its files, from the user's folder or built in."""
@@ -101,7 +102,10 @@ class Texts:
             value = value.get(k, "") if isinstance(value, dict) else ""
         source = self.path_of(f"words.{lang}.yaml")
         try:
-            return " ".join(self.text.from_string(str(value)).render(context).split())
+            compiled = self._said.get(str(value))
+            if compiled is None:      # compiled once: a campaign says these for every person
+                compiled = self._said[str(value)] = self.text.from_string(str(value))
+            return " ".join(compiled.render(context).split())
         except jinja2.TemplateError as e:
             raise ConfigError(f"The words file {source} has an error in '{key}': "
                               f"{_clean(str(e))}.") from None
