@@ -6,14 +6,16 @@ never installed, the version in its pyproject.toml.
 
 from __future__ import annotations
 
-import tomllib
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 
 
 @lru_cache(maxsize=1)
 def version() -> str:
+    # imported here: importlib.metadata costs ~10 ms at start-up, and only commands that
+    # connect (the IMAP ID) or print --version ask
+    import tomllib
+    from importlib import metadata
     try:
         return metadata.version("switchover")
     except metadata.PackageNotFoundError:

@@ -6,6 +6,8 @@ anybody in doubt.
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from switchover.core.net import smtp as smtpnet
@@ -92,6 +94,10 @@ def test_an_idle_connection_is_not_tried_again(mailserver, old_user, new_user, s
     raw = b"From: a@example.com\r\nTo: b@example.net\r\nSubject: x\r\n\r\nbody\r\n"
     try:
         session.send(new_user.address, ["b@example.net"], raw)
+        # the end of the data is a small write of its own: Nagle off, or each message waits
+        # for a delayed ACK (40 ms on Linux)
+        assert session._conn is not None
+        assert session._conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         now[0] += smtpnet.IDLE_REUSE / 2
         session.send(new_user.address, ["b@example.net"], raw)
         assert session.opened == 1
