@@ -264,6 +264,8 @@ class Session:
             if self._conn is None:
                 self._conn = self._connect()
             conn = self._conn
+            if conn.sock is not None:        # the last message's end waited data_timeout
+                conn.sock.settimeout(self.timeout)
             options: list[str] = []
             if any(b > 127 for b in raw) and conn.has_extn("8bitmime"):
                 options.append("BODY=8BITMIME")
@@ -442,11 +444,14 @@ class _Transaction:
         if not body.endswith(b"\r\n"):
             body += b"\r\n"
         conn.send(body)                 # cut here: the data never ended, nothing delivered
+        command_timeout = conn.sock.gettimeout() if conn.sock is not None else None
         try:
             if conn.sock is not None:
                 conn.sock.settimeout(self.data_timeout)
             conn.send(b".\r\n")
             code, resp = conn.getreply()
+            if conn.sock is not None:       # a kept connection's next command: the short wait
+                conn.sock.settimeout(command_timeout)
         except (smtplib.SMTPServerDisconnected, OSError) as e:
             raise SmtpInDoubt(
                 f"{self.who} received the whole message but gave no answer "

@@ -99,11 +99,15 @@ def test_an_idle_connection_is_not_tried_again(mailserver, old_user, new_user, s
         assert session._conn is not None
         assert session._conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         now[0] += smtpnet.IDLE_REUSE / 2
-        session.send(new_user.address, ["b@example.net"], raw)
+        session.send(new_user.address, ["b@example.net"], raw, data_timeout=600)
         assert session.opened == 1
+        # the next command on the kept connection waits the command timeout, not the
+        # 10 minutes the end of the data may take
+        assert session._conn.sock.gettimeout() == session.timeout
+        session.send(new_user.address, ["b@example.net"], raw)
         now[0] += smtpnet.IDLE_REUSE + 1
         session.send(new_user.address, ["b@example.net"], raw)
         assert session.opened == 2
     finally:
         session.close()
-    assert smtp_server.taken == 3
+    assert smtp_server.taken == 4
