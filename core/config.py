@@ -207,7 +207,7 @@ class NoticeSettings:
         if not self.reasons:
             return self.reason
         given = dict(self.reasons)
-        return given.get(lang) or given.get("en", "")
+        return given[lang] if lang in given else given.get("en", "")
 
 
 @dataclass(frozen=True)
@@ -500,7 +500,8 @@ def _notices(r: Reader, data: Any, path: Path, warnings: list[str]) -> NoticeSet
     reason, reasons = "", []
     if isinstance(n.get("reason"), dict):
         for code, line in n["reason"].items():
-            lang = str(code).strip().lower()
+            # YAML 1.1 reads an unquoted no: (Norwegian) as false
+            lang = "no" if code is False else str(code).strip().lower()
             if not re.fullmatch(r"[a-z]{2,3}", lang):
                 raise r.fail(f"notices.reason.{code}", "is not a language code (write it like en, zh, es).")
             if not isinstance(line, str):

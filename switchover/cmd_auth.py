@@ -125,22 +125,31 @@ def _interactive(flow: SignIn) -> str:
 
 def _read_paste(flow: SignIn, done: threading.Event) -> None:
     """Lines from stdin until one is a sign-in address, stdin ends or the flow is over.
-    select() with a short timeout instead of input(): a thread blocked in input() cannot
-    be stopped and would eat the next answer meant for someone else."""
+
+    On a terminal: select() with a short timeout, then one line — a thread blocked in
+    input() cannot be stopped and would eat the next answer the person types for
+    something else (a terminal hands over whole lines, so nothing is left in a buffer
+    select() cannot see). From a pipe (scripts), or where select() cannot watch stdin
+    (Windows): plain blocking reads, as lines may already sit in Python's buffer."""
     prompt = "Address the browser ended on (or wait): "
+    watch = _selectable_tty()
     sys.stdout.write(prompt)
     sys.stdout.flush()
     while not done.is_set():
+        if watch:
+            try:
+                ready, _, _ = select.select([sys.stdin], [], [], 0.2)
+            except (OSError, ValueError):
+                return
+            if not ready or done.is_set():
+                continue
         try:
-            ready, _, _ = select.select([sys.stdin], [], [], 0.2)
+            line = sys.stdin.readline()
         except (OSError, ValueError):
             return
-        if not ready or done.is_set():
-            continue
-        line = sys.stdin.readline()
         if not line:
             return                  # stdin ended: the browser may still come back
-        if not line.strip():
+        if done.is_set() or not line.strip():
             continue
         try:
             flow.paste(line)
@@ -149,6 +158,16 @@ def _read_paste(flow: SignIn, done: threading.Event) -> None:
             warn(e.message)
             sys.stdout.write(prompt)
             sys.stdout.flush()
+
+
+def _selectable_tty() -> bool:
+    try:
+        if not sys.stdin.isatty():
+            return False
+        select.select([sys.stdin], [], [], 0)
+        return True
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _read_password(account: Account) -> str:

@@ -101,6 +101,7 @@ class SwitchoverApp(Logins, App[None]):
                  start_background: bool = True, initial_tab: str = "checklist") -> None:
         super().__init__()
         self.engine: Engine | None = engine
+        self._quitting = False       # ctrl+q asked while a campaign sends (action_quit)
         self._config_arg = config
         self._owns_engine = False
         self.clock: Callable[[], dt.datetime] = clock or (lambda: dt.datetime.now().astimezone())
@@ -359,16 +360,25 @@ class SwitchoverApp(Logins, App[None]):
         except Exception:
             return None
 
-    async def action_quit(self) -> None:
+    def action_quit(self) -> None:
         """Quit; a campaign that is sending stops between two messages first (a quit in
-        the middle of one would leave it 'sending', or in doubt if its data had left)."""
+        the middle of one would leave it 'sending', or in doubt if its data had left). The
+        wait runs apart, so the screen stays alive and a second ctrl+q quits at once."""
         engine = self.engine
-        if engine is not None and engine.notices.sending:
-            self.notify("Stopping the campaign after the message in flight …", timeout=10)
-            deadline = asyncio.get_running_loop().time() + 30
-            while engine.notices.sending and asyncio.get_running_loop().time() < deadline:
-                engine.notices.cancel()
-                await asyncio.sleep(0.1)
+        if self._quitting or engine is None or not engine.notices.sending:
+            self.exit()
+            return
+        self._quitting = True
+        self.notify("Stopping the campaign after the message in flight … (ctrl+q again: quit now)",
+                    timeout=30)
+        self.run_worker(self._quit_after_campaign(engine), group="quit", exclusive=True)
+
+    async def _quit_after_campaign(self, engine: "Engine") -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while engine.notices.sending and loop.time() < deadline:
+            engine.notices.cancel()
+            await asyncio.sleep(0.1)
         self.exit()
 
     def action_help(self) -> None:

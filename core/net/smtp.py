@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import smtplib
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -203,6 +204,9 @@ class Session:
         self.opened = 0
         self._conn: smtplib.SMTP | None = None
         self._last = 0.0
+        # one conversation at a time: a resend decided while a campaign runs, or a close
+        # while a cancelled caller's send still runs in its thread, waits its turn
+        self._lock = threading.Lock()
 
     @property
     def who(self) -> str:
@@ -214,18 +218,23 @@ class Session:
         if self.account.smtp is None:
             raise SwitchoverError(f"No SMTP server is configured for the {self.account.side} account; "
                                   f"add {self.account.side}.smtp (host, port, security) to the config.")
-        if self._conn is not None and self.clock() - self._last > self.idle:
-            self.close()
-        try:
-            return self._attempt(self._conn is not None, mail_from, rcpts, raw, data_timeout, before_data)
-        except _Stale:
-            return self._attempt(False, mail_from, rcpts, raw, data_timeout, before_data)
+        with self._lock:
+            if self._conn is not None and self.clock() - self._last > self.idle:
+                self._drop(polite=True)
+            try:
+                return self._attempt(self._conn is not None, mail_from, rcpts, raw, data_timeout, before_data)
+            except _Stale:
+                return self._attempt(False, mail_from, rcpts, raw, data_timeout, before_data)
 
     def close(self) -> None:
-        """QUIT the kept connection, if any."""
+        """QUIT the kept connection, if any (after the conversation under way ends)."""
+        with self._lock:
+            self._drop(polite=True)
+
+    def _drop(self, *, polite: bool) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            _hang_up(conn)
+            _hang_up(conn, polite=polite)
 
     def _connect(self) -> smtplib.SMTP:
         ep = self.account.smtp
@@ -255,10 +264,15 @@ class Session:
         who = self.who
         tx: _Transaction | None = None
         keep = False
+        broken = False          # hung up or silent: QUIT would only wait for nothing
 
         def stale() -> bool:
             # a kept connection that failed before any byte of the message left
             return reused and (tx is None or not tx.in_data)
+
+        def gave_up(code: int, text: bytes | str) -> bool:
+            # a 421 that closes a kept connection; not one asking to slow down
+            return code == 421 and stale() and not _THROTTLE.search(_reply_text(text))
 
         try:
             if self._conn is None:
@@ -278,7 +292,7 @@ class Session:
             except smtplib.SMTPRecipientsRefused as e:
                 parts = [f"{addr}: {code} {_reply_text(msg)}" for addr, (code, msg) in e.recipients.items()]
                 code = min((c for c, _ in e.recipients.values()), default=550)
-                if code == 421 and stale():
+                if any(gave_up(c, m) for c, m in e.recipients.values()):
                     raise _Stale() from None
                 temp = all(400 <= c < 500 for c, _ in e.recipients.values())
                 words = "; ".join(parts)
@@ -288,7 +302,7 @@ class Session:
                 raise SmtpError(f"{who} refused the recipient ({words}) ({kind}).", code=code,
                                 temporary=temp, throttled=throttled) from None
             except smtplib.SMTPSenderRefused as e:
-                if e.smtp_code == 421 and stale():
+                if gave_up(e.smtp_code, e.smtp_error):
                     raise _Stale() from None
                 raise _refusal(f"{who} refused the sender {mail_from}", e.smtp_code, e.smtp_error) from None
             except smtplib.SMTPDataError as e:
@@ -301,14 +315,17 @@ class Session:
                               refused={a: f"{c} {_reply_text(m)}" for a, (c, m) in refused.items()},
                               response="accepted")
         except smtplib.SMTPServerDisconnected as e:
+            broken = True
             if stale():
                 raise _Stale() from None
             raise ConnectError(f"{who} {ep.host}:{ep.port} closed the connection ({e or 'no reason given'}).") from None
         except (socket.timeout, TimeoutError):
+            broken = True
             if stale():
                 raise _Stale() from None
             raise ConnectError(f"{who} {ep.host}:{ep.port} did not answer in time.") from None
         except OSError as e:        # ssl.SSLError too
+            broken = True
             if stale():
                 raise _Stale() from None
             raise ConnectError(f"{who}: {describe_os_error(ep.host, ep.port, e)}.") from None
@@ -316,10 +333,8 @@ class Session:
             if keep:
                 self._last = self.clock()
             else:
-                conn_, self._conn = self._conn, None
-                if conn_ is not None:
-                    # QUIT would be read as message text while the server is inside DATA
-                    _hang_up(conn_, polite=tx is None or not tx.in_data)
+                # QUIT would be read as message text while the server is inside DATA
+                self._drop(polite=not broken and (tx is None or not tx.in_data))
 
 
 def _hang_up(conn: smtplib.SMTP, *, polite: bool = True) -> None:

@@ -28,8 +28,8 @@ import email.policy
 import re
 import time
 from dataclasses import dataclass, field
-from contextlib import asynccontextmanager
-from typing import AsyncIterator, Protocol
+from contextlib import asynccontextmanager, contextmanager
+from typing import AsyncIterator, Iterator, Protocol
 
 from ..config import Account, Config
 from ..context import Accounts, Blocking
@@ -141,6 +141,9 @@ class Postman:
     async def connection(self) -> AsyncIterator["Postman"]:
         """Keep one SMTP connection (and the Sent folder's name) for the notices sent
         inside: a campaign logs in once, not once per person."""
+        if self.session is not None:        # inside a run already: share its connections
+            yield self
+            return
         self.session = smtpnet.Session(self.accounts.account("new"))
         self.imap = sentbox.Kept(self.accounts.account("new"))
         self._sent = None
@@ -148,8 +151,21 @@ class Postman:
             yield self
         finally:
             session, imap, self.session, self.imap, self._sent = self.session, self.imap, None, None, None
-            await self.blocking.run(session.close)
-            await self.blocking.run(imap.close)
+            # after any send a cancelled caller left running in its thread (the locks wait)
+            await self.blocking.run_to_end(session.close)
+            await self.blocking.run_to_end(imap.close)
+
+    @contextmanager
+    def holding(self, row_id: int) -> Iterator[None]:
+        """The row is this process's from before its claim to the end of its send (a
+        status read meanwhile must not take it for abandoned)."""
+        added = row_id not in self.busy
+        self.busy.add(row_id)
+        try:
+            yield
+        finally:
+            if added:
+                self.busy.discard(row_id)
 
     def changed(self, row: NoticeRow, state: str, detail: str = "") -> None:
         self.bus.publish(NoticeChanged(row.address, kind_of(row.campaign), state, detail, time.time()))
@@ -157,11 +173,16 @@ class Postman:
     async def deliver(self, row: NoticeRow, raw: bytes, *, copy: bool = True) -> str:
         """sent | doubt | bounced | failed | retry (back in the queue) | skip (not ours
         any more, nothing sent); raises Stopped."""
-        self.busy.add(row.id)
-        try:
-            return await self._deliver(row, raw, copy=copy)
-        finally:
-            self.busy.discard(row.id)
+        with self.holding(row.id):
+            # a cancel (Ctrl-C twice, a quit, a worker replaced) waits for the conversation
+            # and its record to end: the outcome is written, and nothing closes the kept
+            # connection under a message
+            task = asyncio.ensure_future(self._deliver(row, raw, copy=copy))
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                await asyncio.wait([task])
+                raise
 
     async def _deliver(self, row: NoticeRow, raw: bytes, *, copy: bool) -> str:
         loop = asyncio.get_running_loop()

@@ -184,14 +184,16 @@ class NoticeLedger:
         return cur.rowcount == 1
 
     async def requeue(self, row_id: int, reply: str, *, from_states: Sequence[str] = ("sending",),
-                      counts: bool = True, claimer: int | None = None) -> bool:
+                      counts: bool = True, claimer: int | None = None, before_data: bool = False) -> bool:
         """Back to queued (nothing left, or the person asked for a resend): the same
-        Message-ID goes next time."""
+        Message-ID goes next time. ``before_data``: only while no data has started to
+        leave (checked in the same statement: a sender may be recording it right now)."""
         marks = ",".join("?" * len(from_states))
         attempts = "attempts" if counts else "MAX(0, attempts-1)"
+        unsent = " AND data_at IS NULL" if before_data else ""
         cur = await self.store.run(
             f"UPDATE notices SET state='queued', claimed_by=NULL, data_at=NULL, outcome=?, "
-            f"attempts={attempts}, updated=? WHERE id=? AND state IN ({marks}) AND {_MINE}",
+            f"attempts={attempts}, updated=? WHERE id=? AND state IN ({marks}) AND {_MINE}{unsent}",
             (reply, time.time(), row_id, *from_states, claimer or os.getpid()))
         return cur.rowcount == 1
 

@@ -214,11 +214,11 @@ class Notices:
                 await self.postman.copy(r, render(self.composer, r, when))
         return settled
 
-    async def settle_abandoned(self) -> int:
+    async def settle_abandoned(self, own: bool = True) -> int:
         """What a gone process left 'sending': queued again when nothing had left, else
         sent when the new Sent folder shows it, else in doubt (never sent again here)."""
-        settled = await self.requeue_abandoned()
-        for r in await self._abandoned():
+        settled = await self.requeue_abandoned(own)
+        for r in await self._abandoned(own):
             dead = r.claimed_by
             if r.data_at is None:
                 continue                # queued again meanwhile, or by another process
@@ -231,24 +231,27 @@ class Notices:
             settled += 1
         return settled
 
-    async def _abandoned(self) -> list[NoticeRow]:
-        """Rows left 'sending' by a process that is gone, or by this one when nothing here
-        is sending them (a run cancelled mid-message)."""
+    async def _abandoned(self, own: bool) -> list[NoticeRow]:
+        """Rows left 'sending' by a process that is gone; with ``own`` (only under the
+        campaign lock, before a run) also this process's rows nothing here is sending (a
+        run cancelled mid-message)."""
         def held(r: NoticeRow) -> bool:
             if r.claimed_by is None:
                 return False
             if r.claimed_by == _pid():
-                return self.run is not None or r.id in self.postman.busy
+                return not own or self.run is not None or r.id in self.postman.busy
             return pid_alive(r.claimed_by)
         return [r for r in await self.ledger.sending() if not held(r)]
 
-    async def requeue_abandoned(self) -> int:
+    async def requeue_abandoned(self, own: bool = False) -> int:
         """Rows a gone process left 'sending' before any byte of the message left go back
-        in the queue: nothing was sent, so nothing to look up (the state file alone)."""
+        in the queue: nothing was sent, so nothing to look up (the state file alone). The
+        statement itself checks that no data has started to leave."""
         settled = 0
-        for r in await self._abandoned():
+        for r in await self._abandoned(own):
             if r.data_at is None and await self.ledger.requeue(
-                    r.id, "interrupted before anything was sent", counts=False, claimer=r.claimed_by):
+                    r.id, "interrupted before anything was sent", counts=False, claimer=r.claimed_by,
+                    before_data=True):
                 self._changed(r, "queued", "interrupted before anything was sent")
                 settled += 1
         return settled
@@ -275,12 +278,14 @@ class Notices:
             return await self.ledger.get(row.id)
         lock = JobLock(self.config.state, "notify").acquire() if self.run is None else None
         try:
-            if not await self.ledger.requeue(row.id, "to be sent again (the person asked)", from_states=("doubt",)):
-                return await self.ledger.get(row.id)
-            claimed = await self.ledger.claim(row.id)
-            if claimed is not None:
-                raw = render(self.composer, claimed, dt.datetime.now().astimezone())
-                await self.postman.deliver(claimed, raw)
+            with self.postman.holding(row.id):
+                if not await self.ledger.requeue(row.id, "to be sent again (the person asked)",
+                                                 from_states=("doubt",)):
+                    return await self.ledger.get(row.id)
+                claimed = await self.ledger.claim(row.id)
+                if claimed is not None:
+                    raw = render(self.composer, claimed, dt.datetime.now().astimezone())
+                    await self.postman.deliver(claimed, raw)
         finally:
             if lock is not None:
                 lock.release()
@@ -312,9 +317,12 @@ class Notices:
         if scan:
             try:
                 await self.scan_bounces()
-                await self.settle_abandoned()   # what a gone process left sending
             except Exception as e:  # noqa: BLE001 - the counts still show; the problem is said
                 problem = sentence(e)
+            try:
+                await self.settle_abandoned(own=False)      # what a gone process left sending
+            except Exception as e:  # noqa: BLE001 - as above
+                problem = problem or sentence(e)
         else:
             await self.requeue_abandoned()
         rows = await self.ledger.rows()

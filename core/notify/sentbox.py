@@ -9,6 +9,8 @@ Blocking: every function here runs in a worker thread.
 
 from __future__ import annotations
 
+import threading
+
 import imapclient
 
 from ..config import Account
@@ -72,6 +74,7 @@ class Kept:
         self.account = account
         self.opened = 0
         self._client: imapclient.IMAPClient | None = None
+        self._lock = threading.RLock()      # one command at a time, a close after it
 
     def _live(self) -> imapclient.IMAPClient:
         if self._client is not None:
@@ -85,23 +88,26 @@ class Kept:
         return self._client
 
     def sent_name(self) -> str | None:
-        try:
-            found = sent_folder(list_folders(self._live()))
-        except BaseException:
-            self.close()
-            raise
-        return found.name if found is not None else None
+        with self._lock:
+            try:
+                found = sent_folder(list_folders(self._live()))
+            except BaseException:
+                self.close()
+                raise
+            return found.name if found is not None else None
 
     def append_to(self, folder: str, raw: bytes) -> tuple[int | None, int | None]:
-        client = self._live()
-        try:
-            return append(client, folder, raw, b"\\Seen")
-        except Refused:
-            raise                   # the server said NO: the connection is fine
-        except BaseException:
-            self.close()
-            raise
+        with self._lock:
+            client = self._live()
+            try:
+                return append(client, folder, raw, b"\\Seen")
+            except Refused:
+                raise                   # the server said NO: the connection is fine
+            except BaseException:
+                self.close()
+                raise
 
     def close(self) -> None:
-        client, self._client = self._client, None
-        imapnet.close(client)
+        with self._lock:
+            client, self._client = self._client, None
+            imapnet.close(client)

@@ -55,11 +55,14 @@ async def _send_tests(ledger: NoticeLedger, postman: Postman, composer: Composer
             me = Recipient(address.lower(), ident.name, "own", lang, ident.company)
             await ledger.enqueue(campaign, [me], [new_message_id(ident.new_address)])
             row = await ledger.find(campaign, address)
-            claimed = await ledger.claim(row.id) if row else None
-            if claimed is None:
+            if row is None:
                 continue
-            raw = render(composer, claimed, dt.datetime.now().astimezone())
-            state = await postman.deliver(claimed, raw, copy=False)
+            with postman.holding(row.id):
+                claimed = await ledger.claim(row.id)
+                if claimed is None:
+                    continue
+                raw = render(composer, claimed, dt.datetime.now().astimezone())
+                state = await postman.deliver(claimed, raw, copy=False)
             reply = (await ledger.get(claimed.id)).reply
             sent.append((TestResult(lang, side, address, state, None, reply), time.monotonic(),
                          claimed.message_id))

@@ -309,8 +309,8 @@ def test_when_the_browser_comes_back_the_next_line_typed_is_not_eaten_by_the_pas
     user = oauth_dovecot.add_user("gback")
     cfg = load_config(config_for(tmp_path, mailserver, old_user, user,
                                  new=oauth_side(oauth_dovecot, user, oauth.google())))
-    r, w = os.pipe()
-    stdin = os.fdopen(r, "r")
+    master, slave = os.openpty()            # a terminal, as the person has
+    stdin = os.fdopen(slave, "r")
     monkeypatch.setattr(sys, "stdin", stdin)
     try:
         flow = begin_sign_in(cfg.new)
@@ -319,10 +319,10 @@ def test_when_the_browser_comes_back_the_next_line_typed_is_not_eaten_by_the_pas
         cmd_auth._interactive(flow)
         # the reader ended with the flow
         assert not [t for t in threading.enumerate() if t.name == "switchover-paste"]
-        os.write(w, b"the answer to the next question\n")
+        os.write(master, b"the answer to the next question\n")
         assert sys.stdin.readline() == "the answer to the next question\n"
     finally:
-        os.close(w)
+        os.close(master)
         stdin.close()
     assert tokens.read_signin("new", user.username)["provider"] == "google"
 

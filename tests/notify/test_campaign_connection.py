@@ -6,6 +6,7 @@ anybody in doubt.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import pytest
@@ -111,3 +112,82 @@ def test_an_idle_connection_is_not_tried_again(mailserver, old_user, new_user, s
     finally:
         session.close()
     assert smtp_server.taken == 4
+
+
+async def test_a_resend_decided_while_the_campaign_sends_takes_its_turn_on_the_connection(
+        make_engine, mailserver, old_user, new_user, smtp_server):
+    """The person settles a doubt with "send it again" while the campaign runs: both use
+    the run's connection, one conversation after the other, nobody twice or garbled."""
+    eng = await engine_with(make_engine, old_user, new_user, smtp_server,
+                            StandIn(notice=[person("doubt@example.net")] + [person(a) for a in PEOPLE]))
+    eng.notices.postman.data_timeout = 0.5
+    smtp_server.reply_delay = 1.0
+    first = await eng.notices.send("notice", limit=1)
+    assert first.tally.doubt == 1
+    await asyncio.sleep(0.8)                          # the late answer to the first comes meanwhile
+    smtp_server.reply_delay = 0.15
+    eng.notices.postman.data_timeout = 30
+    run = asyncio.create_task(eng.notices.send("notice"))
+    while smtp_server.taken < 3:
+        await asyncio.sleep(0.01)
+    again = await eng.notices.settle("doubt@example.net", delivered=False)
+    result = await asyncio.wait_for(run, 30)
+    assert again.state == "sent" and result.tally.sent == len(PEOPLE)
+    assert all(len(sent_to(smtp_server, a)) == 1 for a in PEOPLE)
+    assert len(sent_to(smtp_server, "doubt@example.net")) == 2       # the doubt, and the resend
+    for _, _, raw in smtp_server.messages:
+        assert b"\r\nQUIT" not in raw and b"\r\nMAIL FROM" not in raw.upper()
+
+
+async def test_a_cancel_in_the_middle_of_a_send_lets_it_end_before_the_connection_closes(
+        make_engine, mailserver, old_user, new_user, smtp_server):
+    eng = await engine_with(make_engine, old_user, new_user, smtp_server,
+                            StandIn(notice=[person(a) for a in PEOPLE]))
+    smtp_server.reply_delay = 0.5
+    run = asyncio.create_task(eng.notices.send("notice"))
+    while smtp_server.taken < 2:
+        await asyncio.sleep(0.005)
+    run.cancel()                                      # as a second Ctrl-C or a worker's cancel does
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    taken = smtp_server.taken
+    smtp_server.reply_delay = 0.0
+    rows = {r.address: r.state for r in await eng.notices.ledger.rows("notice")}
+    assert list(rows.values()).count("sent") == taken and "doubt" not in rows.values(), rows
+    again = await eng.notices.send("notice")          # settles what is left, sends the rest
+    assert again.tally.doubt == 0
+    assert all(len(sent_to(smtp_server, a)) == 1 for a in PEOPLE)
+    for _, _, raw in smtp_server.messages:
+        assert b"QUIT" not in raw
+
+
+async def test_a_421_asking_to_slow_down_is_a_wait_not_a_new_connection_at_once(
+        make_engine, mailserver, old_user, new_user, smtp_server):
+    eng = await engine_with(make_engine, old_user, new_user, smtp_server,
+                            StandIn(notice=[person(a) for a in PEOPLE[:3]]))
+
+    def after_first(seconds: float) -> None:
+        if smtp_server.taken == 1 and not said:
+            said.append(1)
+            smtp_server.mail_reply = "421 4.7.0 Too many messages, try again later"
+    said: list[int] = []
+    clock = SimClock(on_sleep=after_first)
+    eng.notices.clock, eng.notices.sleep = clock.time, clock.sleep
+    result = await eng.notices.send("notice")
+    assert said and result.tally.retried == 1 and result.tally.sent == 3
+    assert max(clock.slept) >= 60                     # the slow-down wait, not an instant retry
+    assert all(len(sent_to(smtp_server, a)) == 1 for a in PEOPLE[:3])
+
+
+async def test_a_row_whose_data_started_to_leave_is_never_queued_again_by_the_requeue_of_the_abandoned(
+        make_engine, mailserver, old_user, new_user, smtp_server):
+    from switchover.core.mail.compose import new_message_id
+    eng = await engine_with(make_engine, old_user, new_user, smtp_server, StandIn())
+    ledger = eng.notices.ledger
+    await ledger.enqueue("notice", [person("racing@example.net")], [new_message_id(new_user.address)])
+    row = (await ledger.rows("notice"))[0]
+    assert await ledger.claim(row.id) is not None
+    assert await ledger.data_leaving(row.id)         # the sender records that the data leaves
+    # a status read that saw the row before that record must not put it back in the queue
+    assert not await ledger.requeue(row.id, "interrupted", counts=False, before_data=True)
+    assert (await ledger.get(row.id)).state == "sending"

@@ -67,6 +67,12 @@ def test_reason_per_language(tmp_path):
     assert n.reason_for("zh") == "公司已启用自己的邮件系统。"
     assert n.reason_for("es") == "We moved."
     assert NoticeSettings(reason="One line.").reason_for("ar") == "One line."
+    # a language given an empty line gets none, not the English one; no: is Norwegian
+    cfg = load(tmp_path, """\
+        notices:
+          reason: {en: We moved., zh: "", no: Vi har flyttet.}
+        """)
+    assert cfg.notices.reason_for("zh") == "" and cfg.notices.reason_for("no") == "Vi har flyttet."
     with pytest.raises(ConfigError, match=r"'notices.reason.English' \(line \d+\): is not a language code"):
         load(tmp_path, """\
             notices:
