@@ -33,6 +33,7 @@ bench: setup
 	$(PY) -m bench
 	$(PY) -m bench.tui_memory
 	$(PY) -m bench.campaign
+	$(PY) -m bench.scan
 
 # the dashboard's memory after 10,000 and 50,000 arrivals (fails above 120 MB)
 bench-tui: setup

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import resource
 import sys
@@ -55,10 +56,16 @@ async def main_async(args: argparse.Namespace) -> int:
         server, _settings = start_bench_dovecot(Path(tmp) / "dovecot")
         try:
             old, new = server.add_user("scanold"), server.add_user("scannew")
-            count, size = fill(server, old, generate("mixed", count=args.messages))
+            # filled by a child process: the generator's memory is not this process's
+            ctx = multiprocessing.get_context("fork")
+            made = ctx.Queue()
+            child = ctx.Process(target=lambda: made.put(fill(server, old, generate("mixed", count=args.messages))))
+            child.start()
+            count, size = made.get()
+            child.join()
             path = write_config(Path(tmp) / "switchover.yaml", old_user=old, new_user=new, server=server,
                                 state=str(Path(tmp) / "state.sqlite"))
-            _reset_peak()       # the fill's own memory is not the scan's
+            _reset_peak()
             eng = await Engine.open(load_config(path))
             try:
                 started = time.perf_counter()
