@@ -369,8 +369,8 @@ class SwitchoverApp(Logins, App[None]):
             self.exit()
             return
         self._quitting = True
-        self.notify("Stopping the campaign after the message in flight … (ctrl+q again: quit now)",
-                    timeout=30)
+        self.notify("Stopping the campaign after the message in flight … "
+                    "(ctrl+q again: do not wait for the stop)", timeout=30)
         self.run_worker(self._quit_after_campaign(engine), group="quit", exclusive=True)
 
     async def _quit_after_campaign(self, engine: "Engine") -> None:
