@@ -156,8 +156,8 @@ class NoticesScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        # state first: the address is the part that may be cut on a narrow screen
-        table.add_columns("state", "lang", "address", "campaign")
+        # short columns first: the address (last) is the part a narrow screen cuts
+        table.add_columns("state", "campaign", "lang", "address")
         self._unsubscribe = self.engine.subscribe(self._on_event)
         self.progress = None
         self.set_interval(REFRESH_SECONDS, self._tick)
@@ -208,7 +208,7 @@ class NoticesScreen(Screen[None]):
         keep = table.cursor_row
         table.clear()
         for i, (address, campaign, state, lang) in enumerate(rows):
-            table.add_row(state, lang, address, campaign, key=f"{i}")
+            table.add_row(state, campaign, lang, address, key=f"{i}")
         self.rows = rows
         if rows:
             table.move_cursor(row=min(max(keep, 0), len(rows) - 1))
