@@ -6,16 +6,15 @@ act on an arrival in the feed (forward, undo, forward again, remind).
 from __future__ import annotations
 
 import asyncio
-import time
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 from tests.support.servers import write_config
 from switchover.tui.app import SwitchoverApp
+from tests.support.pilot import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -29,15 +28,6 @@ def message(i: int, sender: str, to: str, subject: str | None = None) -> bytes:
     m["Message-ID"] = make_msgid(domain="customer.example")
     m.set_content(f"Hello, please send the price list #{i}.\n\nRegards\n" + "x" * (i * 50))
     return m.as_bytes()
-
-
-async def wait_until(pilot, cond: Callable[[], bool], timeout: float = 20,
-                     what: str | Callable[[], str] = "") -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what() if callable(what) else what or cond}")
-        await pilot.pause(0.1)
 
 
 def cell_text(table, row_key: str, col: str) -> str:

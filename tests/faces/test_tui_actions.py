@@ -25,6 +25,7 @@ import yaml
 from switchover.core.events import ActionChanged
 from tests.support.servers import write_config
 from tests.faces.test_tui import cell_text, message, notifications, wait_until
+from tests.support.pilot import screen_text
 from tests.faces.test_tui_live import ROOT, said
 from tests.support.tui_fake import bare_config, record_arrivals
 from switchover.tui.app import SwitchoverApp
@@ -51,10 +52,6 @@ def row_of(feed, subject: str) -> int:
         if feed.arrivals[arrival_id].subject == subject:
             return row
     raise AssertionError(f"no row with subject {subject!r}")
-
-
-def screen_text(app) -> str:
-    return " ".join(str(w.render()) for w in app.screen.query("Static"))
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -21,19 +20,9 @@ from switchover.tui.app import SwitchoverApp
 from switchover.tui.signin import SignInScreen
 from tests.support.servers import write_config
 from tests.support.servers_oauth2 import oauth, oauth_dovecot, test_keyring  # noqa: F401
+from tests.support.pilot import screen_text, wait_until
 
 pytestmark = pytest.mark.timeout(60)
-
-
-async def wait_until(pilot: Any, cond: Callable[[], bool], what: str, timeout: float = 15) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        await pilot.pause(0.05)
-
-
-def screen_text(app: Any) -> str:
-    return " ".join(str(w.render()) for w in app.screen.query("Static"))
 
 
 async def select(pilot: Any, app: Any, key: str) -> str:
@@ -61,7 +50,8 @@ async def test_i_on_an_oauth2_login_item_signs_in_again(
     app = SwitchoverApp(config=path)
     async with app.run_test(size=(100, 30)) as pilot:
         await asyncio.wait_for(app.ready.wait(), 15)
-        await wait_until(pilot, lambda: app.status.connections.get("old") == "auth failed", "the refusal")
+        await wait_until(pilot, lambda: app.status.connections.get("old") == "auth failed",
+                         what="the refusal", timeout=15)
         await pilot.pause(0.1)
         p = app.active_bindings["P"]
         assert p.enabled and p.binding.description == "Sign in again"      # the footer's P, for both kinds
@@ -75,11 +65,12 @@ async def test_i_on_an_oauth2_login_item_signs_in_again(
         assert "i signs in to the old mailbox again" in await select(pilot, app, "login_old")
         await pilot.press("i")
         await wait_until(pilot, lambda: isinstance(app.screen, SignInScreen)
-                         and "Code: " in screen_text(app), "the device code")
+                         and "Code: " in screen_text(app), what="the device code", timeout=15)
         code = screen_text(app).split("Code: ")[1].split()[0]
         oauth.approve(code, user.username)                  # the person, on their phone
-        await wait_until(pilot, lambda: not isinstance(app.screen, SignInScreen), "the dialog to close")
+        await wait_until(pilot, lambda: not isinstance(app.screen, SignInScreen),
+                         what="the dialog to close", timeout=15)
         await wait_until(pilot, lambda: app.status.connections.get("old") == "connected",
-                         f"the reconnect {app.status.connections}")
+                         what=f"the reconnect {app.status.connections}", timeout=15)
     again = test_keyring.get_password("switchover", f"old:{user.username}")
     assert json.loads(again)["provider"] == "microsoft" and again != first     # a new sign-in kept

@@ -6,25 +6,17 @@ that still show the old address and r scans again, showing what was fixed."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
 from switchover.tui.app import SwitchoverApp
 from switchover.tui.letter import LetterScreen
 from switchover.tui.scan import ScanScreen
+from tests.support.pilot import wait_until
 
 pytestmark = pytest.mark.timeout(120)
-
-
-async def wait_until(pilot: Any, cond: Callable[[], bool], timeout: float = 20, what: str = "") -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what or cond}")
-        await pilot.pause(0.1)
 
 
 def status(app: Any, widget_id: str) -> str:

@@ -16,15 +16,9 @@ from switchover.tui.app import SwitchoverApp
 from switchover.tui.commands import palette_commands
 from switchover.tui.notices import Ask, NoticesScreen
 from tests.notify.campaign_support import StandIn, engine_with, person, sent_to
+from tests.support.pilot import wait_until
 
 pytestmark = pytest.mark.timeout(90)
-
-
-async def until(pilot: Any, cond: Any, timeout: float = 20) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < end, "timed out"
-        await pilot.pause(0.1)
 
 
 def plain(widget: Any) -> str:
@@ -41,32 +35,32 @@ async def test_campaign_screen_previews_asks_and_sends(make_engine, mailserver, 
     async with app.run_test(size=(140, 40)) as pilot:
         await asyncio.wait_for(app.ready.wait(), 20)
         await pilot.press("C")
-        await until(pilot, lambda: isinstance(app.screen, NoticesScreen) and len(app.screen.rows) == 3)
+        await wait_until(pilot, lambda: isinstance(app.screen, NoticesScreen) and len(app.screen.rows) == 3)
         screen = app.screen
         assert [r[2] for r in screen.rows] == ["not queued"] * 3
-        await until(pilot, lambda: "To: Ana Ruiz <ana@example.net>" in plain(screen.query_one("#notices-preview")))
+        await wait_until(pilot, lambda: "To: Ana Ruiz <ana@example.net>" in plain(screen.query_one("#notices-preview")))
         assert "Reply-To:" in plain(screen.query_one("#notices-preview"))
 
         await pilot.press("p")
         assert screen.message == "No campaign is running."
 
         await pilot.press("s")
-        await until(pilot, lambda: isinstance(app.screen, Ask))
+        await wait_until(pilot, lambda: isinstance(app.screen, Ask))
         body = plain(app.screen.query_one("#ask-body"))
         assert "to 3 people, one message each" in body and "an hour" in body
         await pilot.press("y")
-        await until(pilot, lambda: smtp_server.taken == 3 and "sent 3" in screen.message)
-        await until(pilot, lambda: [r[2] for r in screen.rows] == ["sent"] * 3)
+        await wait_until(pilot, lambda: smtp_server.taken == 3 and "sent 3" in screen.message)
+        await wait_until(pilot, lambda: [r[2] for r in screen.rows] == ["sent"] * 3)
         assert "notice" in plain(screen.query_one("#notices-counts"))
         for addr in ("ana@example.net", "li@example.net", "bob@example.net"):
             assert len(sent_to(smtp_server, addr)) == 1
         await pilot.press("s")
-        await until(pilot, lambda: "Nobody is waiting" in screen.message)
+        await wait_until(pilot, lambda: "Nobody is waiting" in screen.message)
         await pilot.press("escape")
-        await until(pilot, lambda: not isinstance(app.screen, NoticesScreen))
+        await wait_until(pilot, lambda: not isinstance(app.screen, NoticesScreen))
         command = next(c for c in palette_commands(app) if c.title == "Campaign: the change notice")
         app.call_later(command.callback)             # as the palette runs it
-        await until(pilot, lambda: isinstance(app.screen, NoticesScreen))
+        await wait_until(pilot, lambda: isinstance(app.screen, NoticesScreen))
 
 
 async def test_d_decides_a_notice_in_doubt(make_engine, mailserver, old_user, new_user, smtp_server) -> None:
@@ -80,13 +74,13 @@ async def test_d_decides_a_notice_in_doubt(make_engine, mailserver, old_user, ne
     async with app.run_test(size=(140, 40)) as pilot:
         await asyncio.wait_for(app.ready.wait(), 20)
         await pilot.press("C")
-        await until(pilot, lambda: isinstance(app.screen, NoticesScreen) and app.screen.rows)
+        await wait_until(pilot, lambda: isinstance(app.screen, NoticesScreen) and app.screen.rows)
         screen = app.screen
         assert screen.rows[0][2] == "doubt" and "in doubt 1" in plain(screen.query_one("#notices-counts"))
         await pilot.press("d")
-        await until(pilot, lambda: isinstance(app.screen, Ask))
+        await wait_until(pilot, lambda: isinstance(app.screen, Ask))
         await pilot.press("a")
-        await until(pilot, lambda: screen.rows and screen.rows[0][2] == "sent")
+        await wait_until(pilot, lambda: screen.rows and screen.rows[0][2] == "sent")
         assert smtp_server.taken == 1 and "sent" in screen.message
 
 
@@ -100,13 +94,13 @@ async def test_quitting_while_a_campaign_sends_stops_it_between_two_messages(
     async with app.run_test(size=(140, 40)) as pilot:
         await asyncio.wait_for(app.ready.wait(), 20)
         await pilot.press("C")
-        await until(pilot, lambda: isinstance(app.screen, NoticesScreen) and len(app.screen.rows) == 6)
+        await wait_until(pilot, lambda: isinstance(app.screen, NoticesScreen) and len(app.screen.rows) == 6)
         await pilot.press("s")
-        await until(pilot, lambda: isinstance(app.screen, Ask))
+        await wait_until(pilot, lambda: isinstance(app.screen, Ask))
         await pilot.press("y")
-        await until(pilot, lambda: smtp_server.taken >= 1)      # the server holds a message now
+        await wait_until(pilot, lambda: smtp_server.taken >= 1)      # the server holds a message now
         await pilot.press("ctrl+q")
-        await until(pilot, lambda: not eng.notices.sending)
+        await wait_until(pilot, lambda: not eng.notices.sending)
     states = [r.state for r in await eng.notices.ledger.rows("notice")]
     assert "sending" not in states and "doubt" not in states, states
     assert 1 <= states.count("sent") < 6 and states.count("sent") + states.count("queued") == 6

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -16,20 +14,9 @@ from switchover.tui.app import SwitchoverApp
 from switchover.tui.preflight import PreflightScreen
 from tests.prepare.preflight_dns import Responder, good_zone
 from tests.support.servers import DOMAIN, write_config
+from tests.support.pilot import screen_text, wait_until
 
 pytestmark = pytest.mark.timeout(90)
-
-
-async def wait_until(pilot, cond: Callable[[], bool], timeout: float = 30, what: object = "") -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what() if callable(what) else what or cond}")
-        await pilot.pause(0.1)
-
-
-def screen_text(app) -> str:
-    return "\n".join(str(w.render()) for w in app.screen.query("Static"))
 
 
 async def test_p_runs_the_preflight_and_shows_verdict_words(tmp_path: Path, mailserver, old_user, new_user,
@@ -41,10 +28,11 @@ async def test_p_runs_the_preflight_and_shows_verdict_words(tmp_path: Path, mail
         async with app.run_test(size=(120, 40)) as pilot:
             await asyncio.wait_for(app.ready.wait(), 20)
             await pilot.press("p")
-            await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen), what="the screen")
+            await wait_until(pilot, lambda: isinstance(app.screen, PreflightScreen),
+                             timeout=30, what="the screen")
             screen = app.screen
-            await wait_until(pilot, lambda: screen.report is not None, what="the report")
-            text = screen_text(app)
+            await wait_until(pilot, lambda: screen.report is not None, timeout=30, what="the report")
+            text = screen_text(app, "\n")
             for section in ("Logins", "Fit", "Round trip", "DNS", "Address"):
                 assert section in text, text
             assert "ok            old: logged in as" in text, text
@@ -56,14 +44,15 @@ async def test_p_runs_the_preflight_and_shows_verdict_words(tmp_path: Path, mail
             assert screen.running
             await pilot.press("r")
             await wait_until(pilot, lambda: any("already running" in n.message for n in app._notifications),
-                             what=lambda: str([n.message for n in app._notifications]))
-            await wait_until(pilot, lambda: not screen.running, what="the second run")
+                             timeout=30, what=lambda: str([n.message for n in app._notifications]))
+            await wait_until(pilot, lambda: not screen.running, timeout=30, what="the second run")
             smtp_server.reply_delay = 0.0
             await pilot.press("escape")
-            await wait_until(pilot, lambda: not isinstance(app.screen, PreflightScreen), what="closed")
+            await wait_until(pilot, lambda: not isinstance(app.screen, PreflightScreen),
+                             timeout=30, what="closed")
             pane = app.pane("checklist")
             await wait_until(pilot, lambda: pane.items["sendtest"].state == "done"
-                             and pane.items["setup"].state == "done", what="the proofs")
+                             and pane.items["setup"].state == "done", timeout=30, what="the proofs")
     with sqlite3.connect(tmp_path / "switchover.sqlite") as db:
         rows = db.execute("SELECT COUNT(*) FROM preflight_sends WHERE state = 'arrived' AND deleted = 1").fetchone()[0]
     assert rows == 6                                 # two runs, three legs each, all cleaned up

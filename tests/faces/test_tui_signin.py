@@ -6,8 +6,7 @@ connects; a refused Google sign-in is fixed from P with the pasted address."""
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import requests
@@ -17,19 +16,9 @@ from switchover.tui.app import SwitchoverApp
 from switchover.tui.signin import SignInScreen
 from tests.support.servers import write_config
 from tests.support.servers_oauth2 import oauth, oauth_dovecot, test_keyring  # noqa: F401
+from tests.support.pilot import screen_text, wait_until
 
 pytestmark = pytest.mark.timeout(60)
-
-
-async def wait_until(pilot: Any, cond: Callable[[], bool], what: str, timeout: float = 15) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        await pilot.pause(0.05)
-
-
-def screen_text(app: Any) -> str:
-    return " ".join(str(w.render()) for w in app.screen.query("Static"))
 
 
 def oauth_old(oauth_dovecot: Any, user: Any, block: dict[str, Any]) -> dict[str, Any]:
@@ -45,14 +34,16 @@ async def test_sign_in_dialog_at_start_then_the_watch_connects(
     app = SwitchoverApp(config=path)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, SignInScreen)
-                         and "Code: " in screen_text(app), "the device code")
+                         and "Code: " in screen_text(app), what="the device code", timeout=15)
         text = screen_text(app)
         code = text.split("Code: ")[1].split()[0]
         assert f"{oauth.base}/devicelogin" in text and user.username in text
         oauth.approve(code, user.username)                  # the person, on their phone
-        await wait_until(pilot, lambda: not isinstance(app.screen, SignInScreen), "the dialog to close")
+        await wait_until(pilot, lambda: not isinstance(app.screen, SignInScreen),
+                         what="the dialog to close", timeout=15)
         await asyncio.wait_for(app.ready.wait(), 15)
-        await wait_until(pilot, lambda: app.status.connections.get("old") == "connected", "the watch")
+        await wait_until(pilot, lambda: app.status.connections.get("old") == "connected",
+                         what="the watch", timeout=15)
         assert tokens.read_signin("old", user.username)["provider"] == "microsoft"
 
 
@@ -64,12 +55,13 @@ async def test_refused_google_sign_in_fixed_with_p_and_a_pasted_address(
                         server=mailserver, old=oauth_old(oauth_dovecot, user, oauth.google()))
     app = SwitchoverApp(config=path)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_until(pilot, lambda: app.status.connections.get("old") == "auth failed", "the refusal")
+        await wait_until(pilot, lambda: app.status.connections.get("old") == "auth failed",
+                         what="the refusal", timeout=15)
         await wait_until(pilot, lambda: any("P signs in again" in str(n.message)
-                                            for n in app._notifications), "the hint")
+                                            for n in app._notifications), what="the hint", timeout=15)
         await pilot.press("P")
         await wait_until(pilot, lambda: isinstance(app.screen, SignInScreen)
-                         and app.screen.flow is not None, "the Google dialog")
+                         and app.screen.flow is not None, what="the Google dialog", timeout=15)
         flow = app.screen.flow
         paste = app.screen.query_one("#signin-paste")
         assert paste.display and "127.0.0.1" in screen_text(app)
@@ -80,7 +72,8 @@ async def test_refused_google_sign_in_fixed_with_p_and_a_pasted_address(
             lambda: requests.get(flow.url, allow_redirects=False, timeout=10).headers["Location"])
         paste.value = landing
         await pilot.press("enter")
-        await wait_until(pilot, lambda: not isinstance(app.screen, SignInScreen), "the dialog to close")
+        await wait_until(pilot, lambda: not isinstance(app.screen, SignInScreen),
+                         what="the dialog to close", timeout=15)
         await wait_until(pilot, lambda: app.status.connections.get("old") == "connected",
-                         "the reconnect", timeout=20)
+                         what="the reconnect", timeout=20)
         assert tokens.read_signin("old", user.username)["refresh_token"] != "rt-revoked"
