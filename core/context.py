@@ -9,11 +9,22 @@ from __future__ import annotations
 import asyncio
 import functools
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
 from .config import Account, Config
 
 T = TypeVar("T")
+
+
+async def to_the_end(work: Awaitable[T]) -> T:
+    """Await ``work``; a cancelled caller still waits for it to end before the
+    cancellation goes on (what is under way finishes and is recorded)."""
+    future = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await asyncio.wait([future])
+        raise
 
 
 class Accounts:
@@ -50,12 +61,7 @@ class Blocking:
         """``run``, except that a cancelled caller still waits for ``fn`` to end before
         the cancellation goes on: a batch being written completes, and nothing the caller
         cleans up next (a connection, an index) is closed under it."""
-        future = asyncio.ensure_future(self.run(fn, *args, **kwargs))
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            await asyncio.wait([future])
-            raise
+        return await to_the_end(self.run(fn, *args, **kwargs))
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -32,7 +32,7 @@ from contextlib import asynccontextmanager, contextmanager
 from typing import AsyncIterator, Iterator, Protocol
 
 from ..config import Account, Config
-from ..context import Accounts, Blocking
+from ..context import Accounts, Blocking, to_the_end
 from ..errors import AuthError, ConnectError, SwitchoverError, sentence
 from ..events import CampaignProgress, EventBus, LogLine, NoticeChanged
 from ..net import smtp as smtpnet
@@ -177,12 +177,7 @@ class Postman:
             # a cancel (Ctrl-C twice, a quit, a worker replaced) waits for the conversation
             # and its record to end: the outcome is written, and nothing closes the kept
             # connection under a message
-            task = asyncio.ensure_future(self._deliver(row, raw, copy=copy))
-            try:
-                return await asyncio.shield(task)
-            except asyncio.CancelledError:
-                await asyncio.wait([task])
-                raise
+            return await to_the_end(self._deliver(row, raw, copy=copy))
 
     async def _deliver(self, row: NoticeRow, raw: bytes, *, copy: bool) -> str:
         loop = asyncio.get_running_loop()
